@@ -1,0 +1,33 @@
+"""Ember: a deep-learning framework with PyTorch's low-level API and Keras' high-level API.
+
+>>> import ember
+>>> x = ember.tensor([1.0, 2.0], requires_grad=True)
+>>> y = (x ** 2).sum()
+>>> y.backward()
+>>> x.grad
+tensor([2., 4.])
+"""
+from . import autograd, backend, dtypes
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd.node import OpError
+from .backend import device
+from .creation import *  # noqa: F401,F403
+from .dtypes import (bool_, double, dtype, float16, float32, float64, get_default_dtype, half, int8, int16, int32,
+                     int64, long, set_default_dtype, short, uint8)
+from .ops import *  # noqa: F401,F403
+from .tensor import Size, Tensor
+
+bool = bool_   # noqa: A001  (ember.bool, as torch.bool)
+float = float32  # noqa: A001
+int = int32  # noqa: A001
+
+__version__ = "0.1.0"
+
+
+def manual_seed(seed: int):
+    """Seed every random generator Ember uses, so that runs repeat exactly."""
+    return backend.manual_seed(seed)
+
+
+def is_tensor(obj) -> "builtins.bool":  # noqa: F821
+    return isinstance(obj, Tensor)

@@ -1,0 +1,203 @@
+"""Graph nodes: the base ``Op`` that every differentiable op subclasses, and leaf accumulation.
+
+An op defines ``forward(self, *arrays, **attrs)`` on backend arrays (``self.xp``) and
+``backward(self, grad)`` on Tensors, returning one gradient per input. Because the
+backward is written with differentiable Tensor ops, gradients of gradients work
+(``create_graph=True``), and graph mode can trace the backward too.
+"""
+from __future__ import annotations
+
+import weakref
+
+from ..backend import array_module, ndarray_types
+from ..tensor import Tensor, _wrap
+from .grad_mode import _state
+
+__all__ = ["Node", "Op", "AccumulateGrad", "RemovableHandle", "OpError", "describe"]
+
+
+class OpError(RuntimeError, ValueError):
+    """Bad input to an op: the message names the op, the shapes and dtypes, and what was expected.
+
+    It is both a RuntimeError (as in PyTorch) and a ValueError (as in Keras and NumPy).
+    """
+
+
+def describe(values) -> str:
+    """``'(32, 784) float32, (128, 10) float32'``: shapes and dtypes of op inputs, for error messages."""
+    parts = []
+    for v in values:
+        if isinstance(v, Tensor):
+            parts.append(f"{tuple(v.data.shape)} {v.data.dtype}")
+        elif hasattr(v, "shape") and hasattr(v, "dtype"):
+            parts.append(f"{tuple(v.shape)} {v.dtype}")
+        else:
+            parts.append(repr(v) if not isinstance(v, (list, tuple)) or len(v) < 8 else f"{type(v).__name__}[{len(v)}]")
+    return ", ".join(parts)
+
+
+class Node:
+    """A vertex of the backward graph. ``edges[i]`` is ``(node, output_index)`` for input ``i`` or None."""
+
+    edges: tuple = ()
+    n_outputs = 1
+    freed = False
+    pre_hooks = None      # {output_index: [hook, ...]} for non-leaf tensor hooks
+    retained = None       # {output_index: weakref(tensor)} for retain_grad()
+
+    def name(self) -> str:
+        return f"<{type(self).__name__}Backward>"
+
+    __repr__ = name
+
+    @property
+    def next_functions(self):
+        return tuple((e[0], e[1]) if e is not None else (None, 0) for e in self.edges)
+
+    def backward(self, *grads):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError(f"{type(self).__name__} has no backward")
+
+
+class AccumulateGrad(Node):
+    """The node of a leaf tensor: sums the incoming gradient into ``tensor.grad``."""
+
+    def __init__(self, tensor):
+        self.variable = weakref.ref(tensor)
+
+    def name(self) -> str:
+        return "<AccumulateGrad>"
+
+
+class Op(Node):
+    """Base of Ember's differentiable ops.
+
+    Class attributes describe what the backward needs, so nothing is kept when no
+    gradient is recorded: ``save_inputs`` (indices of inputs kept as Tensors),
+    ``save_output`` (keep a weak reference to the result), ``differentiable``.
+    """
+
+    save_inputs: tuple = ()
+    save_output = False
+    differentiable = True
+
+    def forward(self, *arrays, **attrs):  # pragma: no cover
+        raise NotImplementedError
+
+    @classmethod
+    def op_name(cls) -> str:
+        return getattr(cls, "name_", None) or cls.__name__.lower()
+
+    @property
+    def saved_tensors(self):
+        if self.freed:
+            _raise_freed(self)
+        saved = self.saved
+        for t, v in zip(saved, self.saved_versions):
+            if v is not None and t._version != v:
+                raise RuntimeError(
+                    f"{type(self).__name__}: one of the tensors saved for the gradient was modified by an in-place "
+                    f"operation (version {t._version}, expected {v}); use an out-of-place op or clone() it first")
+        return saved
+
+    @property
+    def output(self) -> Tensor:
+        """The op's result, rebuilt from its saved array and attached to this node (no reference cycle)."""
+        if self.freed:
+            _raise_freed(self)
+        t = _wrap(self.out_data)
+        t.requires_grad = True
+        t._node = self
+        return t
+
+    @classmethod
+    def apply(cls, *inputs, **attrs):
+        """Run the op on Tensors (or Python scalars) and record it when a gradient is needed."""
+        node = cls.__new__(cls)
+        node.attrs = attrs
+        first = None
+        arrays = []
+        for t in inputs:
+            if isinstance(t, Tensor):
+                if first is None:
+                    first = t.data
+                arrays.append(t.data)
+            else:
+                arrays.append(t)
+        node.xp = xp = array_module(first)
+        try:
+            out = node.forward(*arrays, **attrs)
+        except (ValueError, TypeError, IndexError) as e:
+            if isinstance(e, OpError):
+                raise
+            raise OpError(f"{cls.op_name()}: {e} (inputs: {describe(inputs)})") from e
+        if type(out) not in ndarray_types:
+            out = xp.asarray(out)
+        result = _wrap(out)
+        if _state.enabled and cls.differentiable and out.dtype.kind == "f":
+            edges = None
+            for i, t in enumerate(inputs):
+                if isinstance(t, Tensor) and t.requires_grad:
+                    if edges is None:
+                        edges = [None] * len(inputs)
+                    edges[i] = (t._node, t._idx) if t._node is not None else _leaf_edge(t)
+            if edges is not None:
+                node.edges = edges
+                if cls.save_inputs:
+                    saved = node.saved = tuple(inputs[i] for i in cls.save_inputs)
+                    node.saved_versions = tuple(t._version if isinstance(t, Tensor) else None for t in saved)
+                if cls.save_output:
+                    node.out_data = out
+                result.requires_grad = True
+                result._node = node
+        return result
+
+
+def _leaf_edge(t: Tensor):
+    acc = t._accum
+    if acc is None:
+        acc = t._accum = AccumulateGrad(t)
+    return (acc, 0)
+
+
+def _raise_freed(node):
+    raise RuntimeError(
+        f"backward through {node.name()} a second time: its saved values were freed after the first backward(). "
+        "Pass retain_graph=True to the first backward() (or autograd.grad) to backpropagate through the graph again.")
+
+
+class RemovableHandle:
+    """Returned by ``register_hook``; ``handle.remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: list, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def register_tensor_hook(t: Tensor, hook) -> RemovableHandle:
+    if not t.requires_grad:
+        raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require gradient")
+    if t._node is None:
+        if t._hooks is None:
+            t._hooks = []
+        hooks = t._hooks
+    else:
+        node = t._node
+        if node.pre_hooks is None:
+            node.pre_hooks = {}
+        hooks = node.pre_hooks.setdefault(t._idx, [])
+    hooks.append(hook)
+    return RemovableHandle(hooks, hook)
+
+
+def retain_tensor_grad(t: Tensor) -> None:
+    if not t.requires_grad:
+        raise RuntimeError("retain_grad: can't retain_grad on a tensor that has requires_grad=False")
+    if t._node is None:
+        return   # leaves keep their grad anyway
+    node = t._node
+    if node.retained is None:
+        node.retained = {}
+    node.retained[t._idx] = weakref.ref(t)

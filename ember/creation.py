@@ -1,0 +1,202 @@
+"""Tensor creation: ``tensor``, ``zeros``, ``ones``, ``full``, ``arange``, ``linspace``, ``eye``, random, ``*_like``."""
+from __future__ import annotations
+
+import builtins
+
+from . import dtypes as _dt
+from .backend import device as _device
+from .backend import ndarray_types, rng
+from .tensor import Tensor, _wrap
+
+__all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "arange", "linspace", "eye",
+           "rand", "randn", "randint", "randperm", "normal", "zeros_like", "ones_like", "full_like", "empty_like",
+           "rand_like", "randn_like", "randint_like"]
+
+
+def _xp(device):
+    return _device(device if device is not None else "cpu").xp
+
+
+def _to_array(data, dtype=None, device=None):
+    """Backend array from nested lists, scalars, arrays or tensors; Python floats become the default dtype."""
+    xp = _xp(device)
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return xp.array(data, dtype=_dt.as_dtype(dtype).np)
+    if isinstance(data, ndarray_types):
+        return xp.array(data)
+    a = xp.array(data)
+    if a.dtype.kind == "f" and a.dtype != _dt.get_default_dtype().np:
+        a = a.astype(_dt.get_default_dtype().np)
+    elif a.dtype.kind in "iu" and a.dtype != _dt.int64.np:
+        a = a.astype(_dt.int64.np)
+    elif a.dtype.kind not in "fiub":
+        raise TypeError(f"tensor(): can't make a tensor from data of type {type(data).__name__} "
+                        f"(NumPy dtype {a.dtype}); expected numbers, bools, nested lists or arrays of them")
+    return a
+
+
+def _shape(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    return tuple(builtins.int(s) for s in size)
+
+
+def _finish(a, requires_grad):
+    t = _wrap(a)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor copied from ``data`` (lists, scalars, NumPy arrays or tensors).
+
+    Python floats give the default dtype (float32), Python ints int64, bools bool;
+    NumPy arrays keep their dtype.
+
+    >>> import ember
+    >>> ember.tensor([[1, 2], [3, 4]]).dtype
+    ember.int64
+    """
+    return _finish(_to_array(data, dtype, device), requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """Like :func:`tensor` but shares memory with a NumPy array or tensor when it can."""
+    if isinstance(data, Tensor) and dtype is None:
+        return data
+    if isinstance(data, ndarray_types):
+        return _wrap(data if dtype is None else data.astype(_dt.as_dtype(dtype).np, copy=False))
+    return tensor(data, dtype, device)
+
+
+def from_numpy(array) -> Tensor:
+    """A tensor sharing memory with a NumPy array (changes to one show in the other)."""
+    if not isinstance(array, ndarray_types):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    _dt.from_np(array.dtype)
+    return _wrap(array)
+
+
+def _filled(fill, size, dtype, device, requires_grad):
+    d = _dt.as_dtype(dtype).np
+    return _finish(_xp(device).full(_shape(size), fill, dtype=d), requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
+    return _finish(_xp(device).zeros(_shape(size), _dt.as_dtype(dtype).np), requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones."""
+    return _finish(_xp(device).ones(_shape(size), _dt.as_dtype(dtype).np), requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """An uninitialised tensor (zeros here, so results never depend on garbage)."""
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor filled with ``fill_value``; the dtype follows the value (float → default float)."""
+    if dtype is None:
+        dtype = _dt.bool_ if isinstance(fill_value, bool) else _dt.int64 if isinstance(fill_value, builtins.int) \
+            else None
+    return _filled(fill_value, (size,) if isinstance(size, builtins.int) else size, dtype, device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Values from ``start`` to ``end`` (exclusive) by ``step``; int64 for integer arguments."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        ints = all(isinstance(v, builtins.int) for v in (start, end, step))
+        dtype = _dt.int64 if ints else _dt.get_default_dtype()
+    a = _xp(device).arange(start, end, step, dtype=_dt.as_dtype(dtype).np)
+    return _finish(a, requires_grad)
+
+
+def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+    a = _xp(device).linspace(start, end, builtins.int(steps), dtype=_dt.as_dtype(dtype).np)
+    return _finish(a, requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """The identity matrix (n × m)."""
+    return _finish(_xp(device).eye(n, m, dtype=_dt.as_dtype(dtype).np), requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) from Ember's generator (see :func:`ember.manual_seed`)."""
+    d = _dt.as_dtype(dtype)
+    return _finish(rng().random(_shape(size), dtype="float64").astype(d.np, copy=False), requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples."""
+    d = _dt.as_dtype(dtype)
+    return _finish(rng().standard_normal(_shape(size)).astype(d.np, copy=False), requires_grad)
+
+
+def normal(mean=0.0, std=1.0, size=(), dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Normal samples with the given mean and std."""
+    d = _dt.as_dtype(dtype)
+    return _finish(rng().normal(mean, std, _shape((size,) if isinstance(size, builtins.int) else size))
+                   .astype(d.np, copy=False), requires_grad)
+
+
+def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
+    """Random integers in [low, high) (``randint(high, size)`` also works, as in PyTorch)."""
+    if high is None:
+        low, high = 0, low
+    d = _dt.as_dtype(dtype) if dtype is not None else _dt.int64
+    return _wrap(rng().integers(low, high, size=_shape((size,) if isinstance(size, builtins.int) else size))
+                 .astype(d.np, copy=False))
+
+
+def randperm(n: int, dtype=None, device=None) -> Tensor:
+    """A random permutation of 0..n-1."""
+    d = _dt.as_dtype(dtype) if dtype is not None else _dt.int64
+    return _wrap(rng().permutation(n).astype(d.np, copy=False))
+
+
+def _like(t, dtype):
+    return t.data.shape, (dtype if dtype is not None else t.dtype)
+
+
+def zeros_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    s, d = _like(input, dtype)
+    return zeros(s, dtype=d, requires_grad=requires_grad)
+
+
+def ones_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    s, d = _like(input, dtype)
+    return ones(s, dtype=d, requires_grad=requires_grad)
+
+
+def empty_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return zeros_like(input, dtype=dtype, requires_grad=requires_grad)
+
+
+def full_like(input: Tensor, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    s, d = _like(input, dtype)
+    return full(s, fill_value, dtype=d, requires_grad=requires_grad)
+
+
+def rand_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    s, d = _like(input, dtype)
+    return rand(s, dtype=d, requires_grad=requires_grad)
+
+
+def randn_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    s, d = _like(input, dtype)
+    return randn(s, dtype=d, requires_grad=requires_grad)
+
+
+def randint_like(input: Tensor, low, high=None, dtype=None, device=None) -> Tensor:
+    s, d = _like(input, dtype)
+    return randint(low, high, s, dtype=d)

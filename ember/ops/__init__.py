@@ -1,0 +1,19 @@
+"""Ember's ops, one family per module; each op's forward and gradient are defined together.
+
+Importing this package binds the ops as Tensor methods and operators (``x.exp()``, ``x + y``).
+"""
+from __future__ import annotations
+
+from ..tensor import Tensor
+from . import elementwise, index, linalg, reduce, shape, unary, where  # noqa: F401  (register families)
+from ._util import TENSOR_METHODS
+from .elementwise import *  # noqa: F401,F403
+from .index import *  # noqa: F401,F403
+from .linalg import *  # noqa: F401,F403
+from .reduce import *  # noqa: F401,F403
+from .shape import *  # noqa: F401,F403
+from .unary import *  # noqa: F401,F403
+from .where import *  # noqa: F401,F403
+
+for _name, _fn in TENSOR_METHODS.items():
+    setattr(Tensor, _name, _fn)

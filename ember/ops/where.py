@@ -1,0 +1,51 @@
+"""Selection ops: ``where``."""
+from __future__ import annotations
+
+from .. import dtypes as _dt
+from ._util import Op, Tensor, _is_scalar, as_tensor_arg, sum_to, tensor_method
+
+__all__ = ["where"]
+
+
+class Where(Op):
+    save_inputs = (0,)
+
+    def forward(self, cond, a, b):
+        self.shapes = getattr(a, "shape", ()), getattr(b, "shape", ())
+        return self.xp.where(cond, a, b)
+
+    def backward(self, g):
+        (cond,) = self.saved_tensors
+        _, ea, eb = self.edges
+        zero = g * 0
+        ga = sum_to(Where.apply(cond, g, zero), self.shapes[0]) if ea else None
+        gb = sum_to(Where.apply(cond, zero, g), self.shapes[1]) if eb else None
+        return None, ga, gb
+
+
+@tensor_method()
+def where(condition, input=None, other=None) -> Tensor:
+    """Pick ``input`` where ``condition`` holds, else ``other`` (broadcast; scalars allowed)."""
+    cond = as_tensor_arg(condition)
+    if input is None and other is None:
+        from .index import nonzero
+        return nonzero(cond, as_tuple=True)
+    if cond.data.dtype.kind != "b":
+        cond = Tensor(cond.data.astype(bool))
+    ta, tb = isinstance(input, Tensor), isinstance(other, Tensor)
+    if ta and tb:
+        from ._util import operands
+        a, b = operands(input, other, "where")
+    elif ta:
+        a, b = input, (other if _is_scalar(other) else as_tensor_arg(other, input))
+        if _is_scalar(b):
+            b = input.xp.asarray(b, dtype=_dt.promote_scalar(input.data.dtype, b))
+            b = Tensor(b)
+    elif tb:
+        a, b = (input if _is_scalar(input) else as_tensor_arg(input, other)), other
+        if _is_scalar(a):
+            a = Tensor(other.xp.asarray(a, dtype=_dt.promote_scalar(other.data.dtype, a)))
+    else:
+        a = as_tensor_arg(input)
+        b = as_tensor_arg(other, a)
+    return Where.apply(cond, a, b)
