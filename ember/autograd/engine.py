@@ -216,13 +216,11 @@ def _accumulate(node, g, create_graph, fresh):
 
 def _free(node):
     """Drop what the node kept for its backward, as PyTorch does after a backward without retain_graph."""
-    edges, hooks, retained = node.edges, node.pre_hooks, node.retained
-    node.__dict__.clear()
-    node.edges, node.freed = edges, True
-    if hooks:
-        node.pre_hooks = hooks
-    if retained:
-        node.retained = retained
+    d = node.__dict__
+    kept = {k: d[k] for k in node.kept_when_freed if k in d}
+    d.clear()
+    d.update(kept)
+    node.freed = True
 
 
 def _zeros_for(node, i):

@@ -27,6 +27,8 @@ __all__ = ["Function", "FunctionCtx"]
 class FunctionCtx(Node):
     """The ``ctx`` handed to a custom Function: save tensors and flags for ``backward``."""
 
+    kept_when_freed = Node.kept_when_freed + ("fn_cls",)
+
     def __init__(self, fn_cls):
         self.fn_cls = fn_cls
         self.to_save = ()
@@ -88,6 +90,7 @@ class Function:
         ctx.edges = [((a._node, a._idx) if a._node is not None else _leaf_edge(a)) if needs else None
                      for a, needs in zip(args, ctx.needs_input_grad)]
         ctx.n_outputs = len(outs)
+        ctx.xp = next(o.xp for o in outs if isinstance(o, Tensor))
         ctx.out_meta = [(o.data.shape, o.data.dtype) if isinstance(o, Tensor) else ((), None) for o in outs]
         wrapped = []
         for i, o in enumerate(outs):

@@ -5,7 +5,6 @@ import warnings
 
 from ..tensor import Tensor, _wrap
 from .engine import grad as _grad
-from .grad_mode import no_grad
 
 __all__ = ["gradcheck", "gradgradcheck", "GradcheckError"]
 
@@ -24,15 +23,14 @@ def _numerical_jacobian(func, inputs, i, eps):
     x = inputs[i]
     flat = x.data.reshape(-1)
     cols = []
-    with no_grad():
-        for k in range(flat.size):
-            orig = flat[k].item()
-            flat[k] = orig + eps
-            plus = [o.data.astype("float64").reshape(-1).copy() for o in _outputs(func, inputs)]
-            flat[k] = orig - eps
-            minus = [o.data.astype("float64").reshape(-1).copy() for o in _outputs(func, inputs)]
-            flat[k] = orig
-            cols.append([(p - m) / (2 * eps) for p, m in zip(plus, minus)])
+    for k in range(flat.size):   # grad mode stays on: gradgradcheck's func itself takes gradients
+        orig = flat[k].item()
+        flat[k] = orig + eps
+        plus = [o.data.astype("float64").reshape(-1).copy() for o in _outputs(func, inputs)]
+        flat[k] = orig - eps
+        minus = [o.data.astype("float64").reshape(-1).copy() for o in _outputs(func, inputs)]
+        flat[k] = orig
+        cols.append([(p - m) / (2 * eps) for p, m in zip(plus, minus)])
     return cols
 
 

@@ -44,6 +44,7 @@ class Node:
     freed = False
     pre_hooks = None      # {output_index: [hook, ...]} for non-leaf tensor hooks
     retained = None       # {output_index: weakref(tensor)} for retain_grad()
+    kept_when_freed = ("edges", "pre_hooks", "retained", "n_outputs")   # what survives a backward()
 
     def name(self) -> str:
         return f"<{type(self).__name__}Backward>"

@@ -1,9 +1,12 @@
-"""Matrix products: ``matmul`` (batched, broadcast, 1-D cases) and the fused ``linear``."""
+"""Matrix products: ``matmul`` (batched, broadcast, 1-D cases), the fused ``linear``, ``einsum``, ``outer``, ``dot``."""
 from __future__ import annotations
 
-from ._util import Op, OpError, Tensor, operands, sum_to, tensor_method
+import string
 
-__all__ = ["matmul", "linear", "mm", "bmm"]
+from .. import dtypes as _dt
+from ._util import Op, OpError, Tensor, _wrap, as_tensor_arg, operands, sum_to, tensor_method
+
+__all__ = ["matmul", "linear", "mm", "bmm", "einsum", "outer", "ger", "dot"]
 
 
 def _mT(t: Tensor) -> Tensor:
@@ -78,6 +81,7 @@ def _rmatmul(self, other):
     return matmul(other, self)
 
 
+@tensor_method()
 def mm(input: Tensor, mat2: Tensor) -> Tensor:
     """2-D matrix product."""
     if input.ndim != 2 or mat2.ndim != 2:
@@ -85,10 +89,12 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:
     return matmul(input, mat2)
 
 
+@tensor_method()
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:
-    """Batched (3-D) matrix product."""
-    if input.ndim != 3 or mat2.ndim != 3:
-        raise OpError(f"bmm: expected 3-D tensors, got shapes {tuple(input.shape)} and {tuple(mat2.shape)}")
+    """Batched (3-D) matrix product; the batch sizes must be equal (no broadcasting, as in PyTorch)."""
+    if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
+        raise OpError(f"bmm: expected 3-D tensors with the same batch size, got shapes {tuple(input.shape)} and "
+                      f"{tuple(mat2.shape)}")
     return matmul(input, mat2)
 
 
@@ -132,3 +138,145 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if bias is None:
         return Linear.apply(input, weight)
     return Linear.apply(input, weight, bias)
+
+
+@tensor_method("outer", "ger")
+def outer(input: Tensor, vec2: Tensor) -> Tensor:
+    """Outer product of two 1-D tensors: ``out[i, j] = input[i] * vec2[j]``."""
+    from .shape import reshape
+    if input.ndim != 1 or vec2.ndim != 1:
+        raise OpError(f"outer: expected two 1-D tensors, got shapes {tuple(input.shape)} and {tuple(vec2.shape)}")
+    return reshape(input, (-1, 1)) * reshape(vec2, (1, -1))
+
+
+ger = outer
+
+
+@tensor_method()
+def dot(input: Tensor, tensor: Tensor) -> Tensor:
+    """Inner product of two 1-D tensors of the same length and dtype (a 0-d tensor)."""
+    if input.ndim != 1 or tensor.ndim != 1 or input.shape[0] != tensor.shape[0]:
+        raise OpError(f"dot: expected two 1-D tensors of the same length, got shapes {tuple(input.shape)} and "
+                      f"{tuple(tensor.shape)}")
+    if input.dtype != tensor.dtype:
+        raise OpError(f"dot: expected both vectors to have the same dtype, got {input.dtype} and {tensor.dtype}")
+    return matmul(input, tensor)
+
+
+class Einsum(Op):
+    """Einstein summation; the gradient of each operand is another einsum (deltas restore repeated indices)."""
+
+    name_ = "einsum"
+
+    def forward(self, *arrays, terms, out):
+        sizes = {}
+        for term, a in zip(terms, arrays):
+            for c, n in zip(term, a.shape):
+                sizes[c] = max(sizes.get(c, 1), n)
+        self.sizes = sizes
+        res = self.xp.einsum(",".join(terms) + "->" + out, *arrays, optimize=len(arrays) > 1)
+        if len(arrays) == 1 and getattr(res, "base", None) is not None:
+            res = res.copy()   # a single-operand einsum can be a view; results never alias inputs
+        return res
+
+    def backward(self, g):
+        ops = self.saved_tensors
+        terms, out = self.attrs["terms"], self.attrs["out"]
+        xp, sizes = self.xp, self.sizes
+        pool = [c for c in string.ascii_letters if c not in sizes]
+        grads = []
+        for i, e in enumerate(self.edges):
+            if e is None:
+                grads.append(None)
+                continue
+            target, extra_terms, extra_ops, seen = [], [], [], []
+            for c in terms[i]:
+                if c in seen:           # a repeated index (a diagonal): a fresh index tied to it by a delta
+                    f = pool.pop()
+                    target.append(f)
+                    extra_terms.append(c + f)
+                    extra_ops.append(_wrap(xp.eye(sizes[c], dtype=g.data.dtype)))
+                else:
+                    seen.append(c)
+                    target.append(c)
+            present = set(out).union(*(terms[j] for j in range(len(terms)) if j != i), *extra_terms)
+            for c in seen:
+                if c not in present:    # summed away in this operand only: the gradient is constant along it
+                    extra_terms.append(c)
+                    extra_ops.append(_wrap(xp.ones(sizes[c], dtype=g.data.dtype)))
+            others = [ops[j] for j in range(len(ops)) if j != i]
+            in_terms = (out,) + tuple(terms[j] for j in range(len(terms)) if j != i) + tuple(extra_terms)
+            r = _apply_einsum(in_terms, "".join(target), [g, *others, *extra_ops])
+            grads.append(sum_to(r, ops[i].data.shape))
+        return tuple(grads)
+
+
+_EINSUM_CLASSES: dict = {}
+
+
+def _apply_einsum(terms, out, tensors):
+    n = len(tensors)
+    cls = _EINSUM_CLASSES.get(n)
+    if cls is None:
+        cls = _EINSUM_CLASSES[n] = type("Einsum", (Einsum,), {"save_inputs": tuple(range(n))})
+    return cls.apply(*tensors, terms=tuple(terms), out=out)
+
+
+def _parse_einsum(equation: str, shapes):
+    """Explicit subscripts for every operand and the output, with ``...`` spelled out as unused letters."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+
+    def fail(why):
+        raise OpError(f"einsum: {why} (equation {equation!r}, operand shapes {[tuple(s) for s in shapes]})")
+    if len(terms) != len(shapes):
+        fail(f"the equation has {len(terms)} operand(s) but {len(shapes)} were given")
+    for t in [*terms, rhs]:
+        if t.count("...") > 1 or any(c not in string.ascii_letters for c in t.replace("...", "")):
+            fail("subscripts must be letters, with at most one '...' per operand")
+    used = set(eq) - set(".,->")
+    free = [c for c in string.ascii_letters if c not in used]
+    n_ell = 0
+    for t, s in zip(terms, shapes):
+        named = len(t.replace("...", ""))
+        if ("..." in t and named > len(s)) or ("..." not in t and named != len(s)):
+            fail(f"subscripts {t!r} do not match an operand with {len(s)} dims")
+        if "..." in t:
+            n_ell = max(n_ell, len(s) - named)
+    ell = "".join(free[:n_ell])
+    out_terms = [t.replace("...", ell[n_ell - (len(s) - len(t) + 3):]) for t, s in zip(terms, shapes)]
+    if arrow:
+        rhs = rhs.replace("...", ell)
+        letters = set("".join(out_terms))
+        if len(set(rhs)) != len(rhs) or any(c not in letters for c in rhs):
+            fail(f"output subscripts {rhs!r} must be distinct and appear in the inputs")
+    else:
+        counts = {}
+        for c in "".join(terms).replace("...", ""):
+            counts[c] = counts.get(c, 0) + 1
+        rhs = ell + "".join(sorted(c for c, k in counts.items() if k == 1))
+    return out_terms, rhs
+
+
+def einsum(equation: str, *operands) -> Tensor:
+    """Einstein summation as ``torch.einsum``: repeated indices, ``...`` broadcasting, implicit output.
+
+    >>> import ember
+    >>> ember.einsum("ij,jk->ik", ember.ones(2, 3), ember.ones(3, 2))
+    tensor([[3., 3.],
+            [3., 3.]])
+    """
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not operands:
+        raise OpError(f"einsum: no operands given for equation {equation!r}")
+    ts = [as_tensor_arg(o) for o in operands]
+    dt = ts[0].data.dtype
+    for t in ts[1:]:
+        dt = _dt.result_type(dt, t.data.dtype)
+    if any(t.data.dtype != dt for t in ts):
+        from .elementwise import cast
+        ts = [cast(t, _dt.from_np(dt)) for t in ts]
+    terms, out = _parse_einsum(equation, [t.data.shape for t in ts])
+    return _apply_einsum(terms, out, ts)
