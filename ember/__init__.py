@@ -15,7 +15,10 @@ from .creation import *  # noqa: F401,F403
 from .dtypes import (bool_, double, dtype, float16, float32, float64, get_default_dtype, half, int8, int16, int32,
                      int64, long, set_default_dtype, short, uint8)
 from .ops import *  # noqa: F401,F403
+from .serialization import load, save
 from .tensor import Size, Tensor
+from . import data, optim  # noqa: E402
+from . import nn  # noqa: E402
 
 bool = bool_   # noqa: A001  (ember.bool, as torch.bool)
 float = float32  # noqa: A001

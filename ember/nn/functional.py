@@ -1,0 +1,64 @@
+"""PyTorch's ``torch.nn.functional`` names: the ops behind the layers, and the loss functions.
+
+Activation, softmax and shape ops live in :mod:`ember.ops`; they are forwarded here by
+name on first use, so ``F.relu`` is exactly ``ember.ops.activation.relu``.
+
+>>> import ember
+>>> import ember.nn.functional as F
+>>> F.mse_loss(ember.tensor([1.0, 3.0]), ember.tensor([1.0, 1.0]))
+tensor(2.)
+"""
+from __future__ import annotations
+
+import importlib
+
+from ..ops.linalg import linear
+from ._cross_entropy import cross_entropy, nll_loss
+from ._losses import (binary_cross_entropy, binary_cross_entropy_with_logits, huber_loss, kl_div, l1_loss, mse_loss,
+                      smooth_l1_loss)
+from .modules.dropout import dropout
+
+# ops forwarded from ember.ops by name (resolved lazily: the op families are developed independently)
+_FORWARDED = ("relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "sigmoid", "tanh",
+              "softplus", "softsign", "hardtanh", "hardsigmoid", "hardswish", "logsigmoid", "tanhshrink",
+              "softshrink", "hardshrink", "threshold", "prelu", "glu", "softmax", "log_softmax", "one_hot", "pad",
+              "normalize",
+              "cosine_similarity", "pairwise_distance", "embedding", "layer_norm", "batch_norm", "conv1d", "conv2d",
+              "max_pool2d", "avg_pool2d", "scaled_dot_product_attention")
+_SEARCH = ("activation", "unary", "softmax", "index", "join", "shape", "norm", "conv", "pool", "attention", "linalg")
+
+__all__ = ["linear", "dropout", "softmin", "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "huber_loss",
+           "smooth_l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"]
+
+
+def softmin(input, dim=None, dtype=None):
+    """``softmax(-input)`` along ``dim``."""
+    from ..ops.softmax import softmax
+    return softmax(-input, dim, dtype)
+
+
+def _resolve(name: str):
+    for fam in _SEARCH:
+        try:
+            mod = importlib.import_module(f"ember.ops.{fam}")
+        except ImportError:
+            continue
+        fn = getattr(mod, name, None)
+        if fn is not None:
+            return fn
+    ops = importlib.import_module("ember.ops")
+    return getattr(ops, name, None)
+
+
+def __getattr__(name: str):
+    if name in _FORWARDED:
+        fn = _resolve(name)
+        if fn is not None:
+            globals()[name] = fn
+            return fn
+        raise AttributeError(f"ember.nn.functional.{name} is not available yet: no op named {name!r} in ember.ops")
+    raise AttributeError(f"module 'ember.nn.functional' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_FORWARDED))

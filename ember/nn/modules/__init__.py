@@ -1,0 +1,7 @@
+"""Layers of :mod:`ember.nn`, one family per module."""
+from .activation import *  # noqa: F401,F403
+from .container import *  # noqa: F401,F403
+from .dropout import Dropout  # noqa: F401
+from .flatten import Flatten, Unflatten  # noqa: F401
+from .linear import Identity, Linear  # noqa: F401
+from .loss import *  # noqa: F401,F403
