@@ -5,13 +5,15 @@ Importing this package binds the ops as Tensor methods and operators (``x.exp()`
 from __future__ import annotations
 
 from ..tensor import Tensor
-from . import elementwise, index, linalg, reduce, shape, unary, where  # noqa: F401  (register families)
+from . import activation, elementwise, index, linalg, reduce, shape, softmax, unary, where  # noqa: F401
 from ._util import TENSOR_METHODS
+from .activation import *  # noqa: F401,F403
 from .elementwise import *  # noqa: F401,F403
 from .index import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
+from .softmax import *  # noqa: F401,F403
 from .unary import *  # noqa: F401,F403
 from .where import *  # noqa: F401,F403
 

@@ -8,6 +8,8 @@ __all__ = ["where"]
 
 
 class Where(Op):
+    """Select from two arrays by a boolean mask; each gradient is ``g`` where its side was chosen, else 0."""
+
     save_inputs = (0,)
 
     def forward(self, cond, a, b):
@@ -17,13 +19,17 @@ class Where(Op):
     def backward(self, g):
         (cond,) = self.saved_tensors
         _, ea, eb = self.edges
-        zero = g * 0
-        ga = sum_to(Where.apply(cond, g, zero), self.shapes[0]) if ea else None
-        gb = sum_to(Where.apply(cond, zero, g), self.shapes[1]) if eb else None
+        ga = sum_to(Where.apply(cond, g, 0.0), self.shapes[0]) if ea else None
+        gb = sum_to(Where.apply(cond, 0.0, g), self.shapes[1]) if eb else None
         return None, ga, gb
 
 
-@tensor_method()
+@tensor_method("where")
+def _where_method(self, condition, other) -> Tensor:
+    """``x.where(condition, y)`` is ``where(condition, x, y)``, as in PyTorch."""
+    return where(condition, self, other)
+
+
 def where(condition, input=None, other=None) -> Tensor:
     """Pick ``input`` where ``condition`` holds, else ``other`` (broadcast; scalars allowed)."""
     cond = as_tensor_arg(condition)
