@@ -17,7 +17,7 @@ from .dtypes import (bool_, double, dtype, float16, float32, float64, get_defaul
 from .ops import *  # noqa: F401,F403
 from .serialization import load, save
 from .tensor import Size, Tensor
-from . import data, optim  # noqa: E402
+from . import data, optim
 from . import nn  # noqa: E402
 
 bool = bool_   # noqa: A001  (ember.bool, as torch.bool)

@@ -1,0 +1,177 @@
+"""``Optimizer``: the base of Ember's optimizers (param groups, state, ``zero_grad``, ``state_dict``).
+
+Updates run directly on the parameters' backend arrays (``p.data``) with in-place ufuncs,
+outside the autograd graph, so a step costs a handful of passes over memory and no graph.
+Per-parameter state lives in ``optimizer.state[p]``; entries whose key starts with ``_`` are
+scratch buffers reused between steps and are not saved by :meth:`Optimizer.state_dict`.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from ..autograd.grad_mode import enable_grad
+from ..backend import array_module, ndarray_types
+from ..tensor import Tensor, _wrap
+
+__all__ = ["Optimizer"]
+
+
+class Optimizer:
+    """Base class: holds ``param_groups`` (dicts of ``params`` plus options) and per-parameter ``state``.
+
+    ``params`` is an iterable of tensors, or of dicts ``{"params": [...], "lr": ...}`` to give
+    groups their own options; options missing from a group take the optimizer's defaults.
+    Subclasses implement ``_step_group(group)``.
+    """
+
+    def __init__(self, params: Iterable, defaults: dict):
+        if isinstance(params, Tensor):
+            raise TypeError(f"{type(self).__name__}: params should be an iterable of Tensors or dicts, "
+                            "but got a single Tensor; pass [tensor] or module.parameters()")
+        self.defaults = dict(defaults)
+        self.state: dict = {}
+        self.param_groups: list[dict] = []
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {group[k]}" for k in sorted(group) if k != "params"]
+        return "\n".join(lines + [")"])
+
+    # ------------------------------------------------------------ groups
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters (with its own options) to optimise, e.g. a layer unfrozen later."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"add_param_group: expected a dict, got {type(param_group).__name__}")
+        params = param_group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__} can only optimize Tensors, got {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(f"{type(self).__name__} can't optimize a non-leaf Tensor (it has grad_fn "
+                                 f"{type(p.grad_fn).__name__}); optimize the leaf it was computed from")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("add_param_group: a parameter appears more than once in the group")
+        group = dict(param_group, params=params)
+        for name, default in self.defaults.items():
+            group.setdefault(name, default)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(group)
+
+    def _params(self) -> list:
+        return [p for g in self.param_groups for p in g["params"]]
+
+    # ------------------------------------------------------------ gradients and steps
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients: drop them (``set_to_none=True``, the default) or fill them with zeros."""
+        for p in self._params():
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
+
+    def step(self, closure: Callable | None = None):
+        """Update every parameter that has a gradient; ``closure`` re-evaluates the loss and returns it."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._step_group(group)
+        return loss
+
+    def _step_group(self, group: dict) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not implement a step")
+
+    def _buffer(self, state: dict, key: str, like):
+        """A per-parameter array of zeros in ``state``, created on first use, shaped and typed like ``like``."""
+        buf = state.get(key)
+        if buf is None:
+            buf = state[key] = array_module(like).zeros_like(like)
+        return buf
+
+    def _grad(self, state: dict, w, g, weight_decay: float, maximize: bool):
+        """The gradient the update uses: ``(-g if maximize else g) + weight_decay * w``, without touching ``g``."""
+        if not maximize and not weight_decay:
+            return g
+        xp = array_module(w)
+        out = self._buffer(state, "_grad", w)
+        if weight_decay:
+            xp.multiply(w, weight_decay, out=out)
+            (xp.subtract if maximize else xp.add)(out, g, out=out)
+        else:
+            xp.negative(g, out=out)
+        return out
+
+    # ------------------------------------------------------------ saving
+    def state_dict(self) -> dict:
+        """The optimizer's state as plain data, in PyTorch's layout.
+
+        ``{"state": {index: {name: tensor or number}}, "param_groups": [{..options, "params": [indices]}]}``;
+        parameters are numbered in group order. Arrays are copied, so later steps don't change it.
+        """
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            ids = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+        state = {}
+        for p, s in self.state.items():
+            if id(p) in index:
+                state[index[id(p)]] = {k: (_wrap(v.copy()) if isinstance(v, ndarray_types) else v)
+                                       for k, v in s.items() if not k.startswith("_")}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a :meth:`state_dict`; the optimizer must hold the same number of groups and parameters."""
+        saved = state_dict["param_groups"]
+        if len(saved) != len(self.param_groups):
+            raise ValueError(f"load_state_dict: loaded state dict has {len(saved)} parameter groups, "
+                             f"but the optimizer has {len(self.param_groups)}")
+        for i, (mine, theirs) in enumerate(zip(self.param_groups, saved)):
+            if len(mine["params"]) != len(theirs["params"]):
+                raise ValueError(f"load_state_dict: parameter group {i} has {len(theirs['params'])} parameters "
+                                 f"in the state dict but {len(mine['params'])} in the optimizer")
+        by_index = {i: p for mine, theirs in zip(self.param_groups, saved)
+                    for i, p in zip(theirs["params"], mine["params"])}
+        self.state = {}
+        for i, s in state_dict["state"].items():
+            p = by_index[int(i)]
+            self.state[p] = {k: (int(float(v)) if k == "step" else _import(v, p.data)) for k, v in s.items()}
+        self.param_groups = [dict(theirs, params=mine["params"]) for mine, theirs in zip(self.param_groups, saved)]
+
+
+def _import(value: Any, like):
+    """A state value from a state dict as a fresh backend array matching the parameter ``like``."""
+    if isinstance(value, Tensor):
+        value = value.data
+    if isinstance(value, ndarray_types) or hasattr(value, "__array__") and not isinstance(value, (int, float)):
+        xp = array_module(like)
+        arr = xp.array(value, copy=True)
+        if arr.dtype.kind == "f" and arr.shape == like.shape:
+            arr = arr.astype(like.dtype, copy=False)
+        return arr
+    return value
+
+
+def _check(who: str, **values: float) -> None:
+    """Reject negative hyper-parameters at construction, naming the optimizer and the option."""
+    for name, v in values.items():
+        if not v >= 0.0:
+            raise ValueError(f"{who}: invalid {name} value: {v} (expected >= 0)")

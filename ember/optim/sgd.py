@@ -1,0 +1,60 @@
+"""Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay."""
+from __future__ import annotations
+
+from ..backend import array_module
+from .optimizer import Optimizer, _check
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    """SGD, PyTorch's update rule: ``b = momentum * b + (1 - dampening) * g``; ``p -= lr * (g + momentum * b)``
+    with ``nesterov`` else ``p -= lr * b`` (``b = g`` on the first step; ``g`` includes ``weight_decay * p``).
+
+    >>> import ember
+    >>> w = ember.tensor([1.0, 2.0], requires_grad=True)
+    >>> opt = SGD([w], lr=0.1)
+    >>> (w * w).sum().backward()
+    >>> opt.step()
+    >>> w
+    tensor([0.8000, 1.6000], requires_grad=True)
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False):
+        _check("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize))
+
+    def _step_group(self, group: dict) -> None:
+        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            w = p.data
+            xp = array_module(w)
+            state = self.state.setdefault(p, {})
+            g = self._grad(state, w, p.grad.data, group["weight_decay"], group["maximize"])
+            tmp = self._buffer(state, "_tmp", w)
+            if momentum:
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = g.copy()
+                else:
+                    buf *= momentum
+                    if dampening:
+                        xp.multiply(g, 1 - dampening, out=tmp)
+                        buf += tmp
+                    else:
+                        buf += g
+                if group["nesterov"]:
+                    xp.multiply(buf, momentum, out=tmp)
+                    tmp += g
+                    g = tmp
+                else:
+                    g = buf
+            xp.multiply(g, lr, out=tmp)
+            w -= tmp
+            p._version += 1
