@@ -127,7 +127,7 @@ class Op(Node):
         node.xp = xp = array_module(first)
         try:
             out = node.forward(*arrays, **attrs)
-        except (ValueError, TypeError, IndexError) as e:
+        except (ValueError, TypeError, IndexError, OverflowError) as e:
             if isinstance(e, OpError):
                 raise
             raise OpError(f"{cls.op_name()}: {e} (inputs: {describe(inputs)})") from e
