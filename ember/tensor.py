@@ -323,6 +323,20 @@ class Size(tuple):
         return n
 
 
+def zero_grads(tensors, set_to_none: bool = True) -> None:
+    """Reset ``.grad`` of each tensor: drop it (``set_to_none``) or fill it with zeros in place.
+
+    The one implementation behind ``Module.zero_grad`` and ``Optimizer.zero_grad``.
+    """
+    for t in tensors:
+        if t.grad is None:
+            continue
+        if set_to_none:
+            t.grad = None
+        else:
+            t.grad.data[...] = 0
+
+
 def _wrap(data, requires_grad=False):
     """Fast internal constructor: wrap a backend array without checks."""
     t = Tensor.__new__(Tensor)

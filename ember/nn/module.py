@@ -7,7 +7,7 @@ from typing import Callable, Iterator
 from .. import dtypes as _dt
 from ..autograd.node import RemovableHandle
 from ..backend import ndarray_types
-from ..tensor import Tensor
+from ..tensor import Tensor, zero_grads
 from .parameter import Parameter
 
 __all__ = ["Module"]
@@ -300,13 +300,7 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients of all parameters (set to None, or zero them in place)."""
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.data[...] = 0
+        zero_grads(self.parameters(), set_to_none)
 
     def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call ``fn`` on every descendant (children first) and on this module, e.g. to initialise weights."""

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 
 from ..autograd.grad_mode import enable_grad
 from ..backend import array_module, ndarray_types
-from ..tensor import Tensor, _wrap
+from ..tensor import Tensor, _wrap, zero_grads
 
 __all__ = ["Optimizer"]
 
@@ -75,13 +75,7 @@ class Optimizer:
     # ------------------------------------------------------------ gradients and steps
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients: drop them (``set_to_none=True``, the default) or fill them with zeros."""
-        for p in self._params():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.data[...] = 0
+        zero_grads(self._params(), set_to_none)
 
     def step(self, closure: Callable | None = None):
         """Update every parameter that has a gradient; ``closure`` re-evaluates the loss and returns it."""
