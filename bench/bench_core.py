@@ -7,6 +7,7 @@ for throughput higher is better (≥ 1.0 means Ember is faster), for time lower 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -17,6 +18,17 @@ import time
 def _set_threads(n: int):
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
+
+
+def _fused_adam() -> bool:
+    from ember.optim import _fused
+    return _fused.available
+
+
+def _settle(seconds: float = 0.2):
+    """Let the other library's worker threads stop spinning (OpenMP/OpenBLAS busy-wait after work) and collect."""
+    gc.collect()
+    time.sleep(seconds)
 
 
 def mlp_throughput(mod, nn, optim, X, Y, init, batch=128):
@@ -55,9 +67,10 @@ def tiny_op_time(mod, op, size=16, iters=3000):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--samples", type=int, default=60_000)
+    ap.add_argument("--no-numba", action="store_true", help="use Ember's portable NumPy optimizer path")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "core.json"))
     args = ap.parse_args(argv)
     _set_threads(args.threads)
@@ -66,6 +79,9 @@ def main(argv=None):
 
     import ember
     torch.set_num_threads(args.threads)
+    if args.no_numba:
+        from ember.optim import _fused
+        _fused.available = False
     rng = np.random.default_rng(0)
     X = rng.standard_normal((args.samples, 784)).astype(np.float32)
     Y = rng.integers(0, 10, args.samples).astype(np.int64)
@@ -76,21 +92,29 @@ def main(argv=None):
 
     results = {"threads": args.threads, "runs": args.runs}
     e_runs, t_runs = [], []
+    mlp_throughput(ember, ember.nn, ember.optim, X[:2560], Y[:2560], init)    # warm-up: JIT, allocator, caches
+    mlp_throughput(torch, torch.nn, torch.optim, X[:2560], Y[:2560], init)
     for _ in range(args.runs):          # interleaved so both see the same machine state
+        _settle()
         e_runs.append(mlp_throughput(ember, ember.nn, ember.optim, X, Y, init))
+        _settle()
         t_runs.append(mlp_throughput(torch, torch.nn, torch.optim, X, Y, init))
     e, t = statistics.median(e_runs), statistics.median(t_runs)
-    results["mlp"] = {"ember_samples_per_s": e, "torch_samples_per_s": t, "ratio": e / t,
-                      "ember_runs": e_runs, "torch_runs": t_runs}
-    print(f"MLP 784-256-128-10, batch 128, Adam, {args.samples} samples, {args.threads} threads")
-    print(f"  ember {e:10.0f} samples/s   torch {t:10.0f} samples/s   ember/torch = {e / t:.2f}x (higher is better)")
+    # the machine's speed drifts between runs; a ratio of back-to-back runs cancels most of that drift
+    ratio = statistics.median(a / b for a, b in zip(e_runs, t_runs))
+    results["mlp"] = {"ember_samples_per_s": e, "torch_samples_per_s": t, "ratio": ratio,
+                      "ember_runs": e_runs, "torch_runs": t_runs, "fused_adam": _fused_adam()}
+    print(f"MLP 784-256-128-10, batch 128, Adam, {args.samples} samples, {args.threads} threads, "
+          f"median of {args.runs} back-to-back pairs")
+    print(f"  ember {e:10.0f} samples/s   torch {t:10.0f} samples/s   ember/torch = {ratio:.2f}x (higher is better)")
     results["tiny_ops"] = {}
     print("Tiny op (16 elements) forward+backward, microseconds (lower is better)")
     for op in ("mul", "add", "relu", "exp"):
-        e_t = statistics.median(tiny_op_time(ember, op) for _ in range(args.runs))
-        t_t = statistics.median(tiny_op_time(torch, op) for _ in range(args.runs))
-        results["tiny_ops"][op] = {"ember_us": e_t, "torch_us": t_t, "ratio": e_t / t_t}
-        print(f"  {op:5s} ember {e_t:6.1f} us   torch {t_t:6.1f} us   ember/torch = {e_t / t_t:.2f}x")
+        pairs = [(tiny_op_time(ember, op), tiny_op_time(torch, op)) for _ in range(args.runs)]
+        e_t, t_t = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+        r = statistics.median(a / b for a, b in pairs)
+        results["tiny_ops"][op] = {"ember_us": e_t, "torch_us": t_t, "ratio": r}
+        print(f"  {op:5s} ember {e_t:6.1f} us   torch {t_t:6.1f} us   ember/torch = {r:.2f}x")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out + ".tmp", "w") as f:
         json.dump(results, f, indent=2)

@@ -153,3 +153,19 @@ def test_integer_matmul_matches_torch():
 def test_errors(call, match):
     with pytest.raises(ember.OpError, match=match):
         call()
+
+
+@pytest.mark.parametrize("x_shape", [(5, 3), (2, 4, 3), (3,)])
+def test_linear_second_order_uses_the_graph_path(x_shape):
+    """Double backward runs Linear's Tensor-op gradient (the array fast path serves first order only)."""
+    rng = np.random.default_rng(0)
+    xs, ws, bs = rng.standard_normal(x_shape), rng.standard_normal((4, 3)), rng.standard_normal(4)
+    x, w, b = (ember.tensor(a, requires_grad=True) for a in (xs, ws, bs))
+    assert ember.autograd.gradgradcheck(lambda x, w, b: ember.ops.linear(x, w, b).tanh(), (x, w, b))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (xs, ws, bs))
+    e_g = ember.autograd.grad((ember.ops.linear(x, w, b) ** 3).sum(), [x, w], create_graph=True)
+    t_g = torch.autograd.grad((torch.nn.functional.linear(tx, tw, tb) ** 3).sum(), [tx, tw], create_graph=True)
+    e2 = ember.autograd.grad(e_g[0].sum() + e_g[1].sum(), [x, w, b])
+    t2 = torch.autograd.grad(t_g[0].sum() + t_g[1].sum(), [tx, tw, tb])
+    for e, t in zip(e2, t2):
+        np.testing.assert_allclose(e.numpy(), t.numpy(), rtol=1e-10)
