@@ -26,10 +26,10 @@ def compare_module(em, tm, x, atol=1e-5, rtol=1e-4, copy=True):
     (eo * ember.tensor(w)).sum().backward()
     (to * torch.tensor(w)).sum().backward()
     if x.dtype.kind == "f":
-        np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), atol=atol * 10, rtol=rtol * 10)
+        np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), atol=atol, rtol=rtol)
     tp = dict(tm.named_parameters())
     for name, p in em.named_parameters():
-        np.testing.assert_allclose(p.grad.numpy(), tp[name].grad.numpy(), atol=atol * 10, rtol=rtol * 10,
+        np.testing.assert_allclose(p.grad.numpy(), tp[name].grad.numpy(), atol=atol, rtol=rtol,
                                    err_msg=name)
 
 

@@ -102,7 +102,7 @@ def check_op(ember_fn, torch_fn, specs, *, atol=1e-5, rtol=1e-4, seed=0, low=Non
         assert (et.grad is None) == (tt.grad is None), f"input {k}: grad presence differs from torch"
         if tt.grad is not None:
             assert et.grad.shape == tuple(tt.grad.shape), f"input {k}: grad shape {et.grad.shape} vs {tt.grad.shape}"
-            np.testing.assert_allclose(_np(et.grad), tt.grad.numpy(), atol=atol * 10, rtol=rtol * 10,
+            np.testing.assert_allclose(_np(et.grad), tt.grad.numpy(), atol=atol, rtol=rtol,
                                        err_msg=f"gradient of input {k}")
     if gradcheck:
         g_in = [_to("ember", it, np.float64, grad) for it in items]
