@@ -32,5 +32,6 @@ def manual_seed(seed: int):
     return backend.manual_seed(seed)
 
 
-def is_tensor(obj) -> "builtins.bool":  # noqa: F821
+def is_tensor(obj):
+    """True for an Ember tensor (``torch.is_tensor``)."""
     return isinstance(obj, Tensor)

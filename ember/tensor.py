@@ -98,7 +98,8 @@ class Tensor:
     def numpy(self):
         """The data as a NumPy array (shares memory on the CPU). Refuses tensors that require grad."""
         if self.requires_grad:
-            raise RuntimeError("Can't call numpy() on a tensor that requires grad. Use tensor.detach().numpy() instead.")
+            raise RuntimeError("Can't call numpy() on a tensor that requires grad. "
+                               "Use tensor.detach().numpy() instead.")
         return self.data
 
     def __array__(self, dtype=None, copy=None):

@@ -77,8 +77,8 @@ def test_binary(name, ef, tf, specs, kw):
     check_op(ef, tf, specs, **kw)
 
 
-I = np.array([1, -2, 3, 7, 0])
-I32 = I.astype(np.int32)
+INTS = np.array([1, -2, 3, 7, 0])
+I32 = INTS.astype(np.int32)
 F32 = np.array([1.5, -2.5, 3.0, 0.5, -7.0], np.float32)
 F64 = np.array([1.0, 2.0, -3.0, 4.0, 0.5])
 B = np.array([True, False, True, True, False])
@@ -86,48 +86,48 @@ NZ = np.array([2, -3, 3, -1, 5])
 
 # results compared with PyTorch in value *and* dtype (no gradients)
 PROMOTION = [
-    ("int_mul_float", lambda a: a * 2.5, [I]),
-    ("int_div_int", lambda a, b: a / b, [I, NZ]),
-    ("int_div_scalar", lambda a: a / 2, [I]),
+    ("int_mul_float", lambda a: a * 2.5, [INTS]),
+    ("int_div_int", lambda a, b: a / b, [INTS, NZ]),
+    ("int_div_scalar", lambda a: a / 2, [INTS]),
     ("scalar_div_int", lambda a: 2 / a, [NZ]),
     ("f32_plus_f64", lambda a, b: a + b, [F32, F64]),
-    ("i64_plus_f32", lambda a, b: a + b, [I, F32]),
-    ("i32_plus_i64", lambda a, b: a + b, [I32, I]),
+    ("i64_plus_f32", lambda a, b: a + b, [INTS, F32]),
+    ("i32_plus_i64", lambda a, b: a + b, [I32, INTS]),
     ("i32_times_int", lambda a: a * 3, [I32]),
-    ("bool_plus_int", lambda a, b: a + b, [B, I]),
+    ("bool_plus_int", lambda a, b: a + b, [B, INTS]),
     ("bool_plus_scalar", lambda a: a + 1, [B]),
     ("bool_times_float", lambda a: a * 2.5, [B]),
     ("bool_and", lambda a, b: a & b, [B, B[::-1].copy()]),
     ("bool_or", lambda a, b: a | b, [B, B[::-1].copy()]),
     ("bool_xor", lambda a, b: a ^ b, [B, B[::-1].copy()]),
     ("bool_invert", lambda a: ~a, [B]),
-    ("int_and", lambda a, b: a & b, [I, NZ]),
-    ("int_or", lambda a: a | 4, [I]),
-    ("int_invert", lambda a: ~a, [I]),
-    ("floordiv_int", lambda a: a // 2, [I]),
-    ("floordiv_int_neg", lambda a: a // -3, [I]),
+    ("int_and", lambda a, b: a & b, [INTS, NZ]),
+    ("int_or", lambda a: a | 4, [INTS]),
+    ("int_invert", lambda a: ~a, [INTS]),
+    ("floordiv_int", lambda a: a // 2, [INTS]),
+    ("floordiv_int_neg", lambda a: a // -3, [INTS]),
     ("rfloordiv_int", lambda a: -7 // a, [NZ]),
-    ("floordiv_tensors", lambda a, b: a // b, [I, NZ]),
+    ("floordiv_tensors", lambda a, b: a // b, [INTS, NZ]),
     ("floordiv_float", lambda a: a // 0.75, [F32]),
     ("floordiv_float_neg", lambda a, b: a // b, [F32, np.array([-2.0, 1.5, -0.5, 3.0, 2.0], np.float32)]),
-    ("floordiv_int_float", lambda a: a // 1.5, [I]),
-    ("mod_int", lambda a: a % 3, [I]),
-    ("mod_int_negdiv", lambda a: a % -3, [I]),
+    ("floordiv_int_float", lambda a: a // 1.5, [INTS]),
+    ("mod_int", lambda a: a % 3, [INTS]),
+    ("mod_int_negdiv", lambda a: a % -3, [INTS]),
     ("rmod_int", lambda a: -7 % a, [NZ]),
-    ("fmod_int", lambda a: a.fmod(3) if isinstance(a, ember.Tensor) else torch.fmod(a, 3), [I]),
-    ("pow_int_int", lambda a: a ** 2, [I]),
-    ("pow_int_float", lambda a: a ** 2.5, [I]),
-    ("rpow_int", lambda a: 2 ** a, [I]),
-    ("rpow_int_float", lambda a: 2.0 ** a, [I]),
+    ("fmod_int", lambda a: a.fmod(3) if isinstance(a, ember.Tensor) else torch.fmod(a, 3), [INTS]),
+    ("pow_int_int", lambda a: a ** 2, [INTS]),
+    ("pow_int_float", lambda a: a ** 2.5, [INTS]),
+    ("rpow_int", lambda a: 2 ** a, [INTS]),
+    ("rpow_int_float", lambda a: 2.0 ** a, [INTS]),
     ("pow_int_tensors", lambda a, b: a ** b, [NZ, np.array([2, 0, 3, 1, 2])]),
     ("pow_negative_base_float", lambda a: a ** 0.5, [F32]),
     ("float_div_zero", lambda a, b: a / b, [F32, np.array([0, 0, 1, -0.0, 0], np.float32)]),
-    ("neg_int", lambda a: -a, [I]),
+    ("neg_int", lambda a: -a, [INTS]),
     ("max_int_float", lambda a, b: ember.maximum(a, b) if isinstance(a, ember.Tensor) else torch.maximum(a, b),
-     [I, F32]),
-    ("true_divide", lambda a, b: a.true_divide(b), [I, NZ]),
-    ("div_floor_mode", lambda a, b: a.div(b, rounding_mode="floor"), [I, NZ]),
-    ("div_trunc_mode", lambda a, b: a.div(b, rounding_mode="trunc"), [I, NZ]),
+     [INTS, F32]),
+    ("true_divide", lambda a, b: a.true_divide(b), [INTS, NZ]),
+    ("div_floor_mode", lambda a, b: a.div(b, rounding_mode="floor"), [INTS, NZ]),
+    ("div_trunc_mode", lambda a, b: a.div(b, rounding_mode="trunc"), [INTS, NZ]),
     ("div_trunc_mode_big", lambda a: a.div(-3, rounding_mode="trunc"), [np.array([2**62 + 1, -(2**62) - 1, 7, -7])]),
     ("div_trunc_mode_scalar_left", lambda a: ember.div(-7, a, rounding_mode="trunc") if isinstance(a, ember.Tensor)
      else torch.div(-7, a, rounding_mode="trunc"), [NZ]),
@@ -135,15 +135,15 @@ PROMOTION = [
 ]
 for _op in ("eq", "ne", "lt", "le", "gt", "ge"):
     PROMOTION.append((f"cmp_{_op}", lambda a, b, _op=_op: getattr(a, _op)(b), [F32, F64]))
-    PROMOTION.append((f"cmp_{_op}_int_scalar", lambda a, _op=_op: getattr(a, _op)(1.5), [I]))
+    PROMOTION.append((f"cmp_{_op}_int_scalar", lambda a, _op=_op: getattr(a, _op)(1.5), [INTS]))
 PROMOTION += [
-    ("cmp_operators", lambda a, b: (a < b) | (a >= b + 1), [I, F32]),
-    ("cmp_eq_op", lambda a: a == 3, [I]),
+    ("cmp_operators", lambda a, b: (a < b) | (a >= b + 1), [INTS, F32]),
+    ("cmp_eq_op", lambda a: a == 3, [INTS]),
     ("cmp_ne_op", lambda a, b: a != b, [F32, F32[::-1].copy()]),
     ("cmp_bcast", lambda a, b: a > b, [F32.reshape(5, 1), F32]),
-    ("logical_and_float", lambda a, b: a.logical_and(b), [F32, I]),
-    ("logical_not_int", lambda a: a.logical_not(), [I]),
-    ("logical_xor", lambda a, b: a.logical_xor(b), [B, I]),
+    ("logical_and_float", lambda a, b: a.logical_and(b), [F32, INTS]),
+    ("logical_not_int", lambda a: a.logical_not(), [INTS]),
+    ("logical_xor", lambda a, b: a.logical_xor(b), [B, INTS]),
 ]
 
 
@@ -187,12 +187,12 @@ def test_no_warnings_on_special_values():
 @pytest.mark.parametrize("name,fn,arrays,match", [
     ("neg_bool", lambda a: -a, [B], "neg: negation"),
     ("sub_bool", lambda a, b: a - b, [B, B], "sub: subtraction"),
-    ("sub_bool_int", lambda a, b: a - b, [B, I], "sub: subtraction"),
-    ("sub_int_true", lambda a: a - True, [I], "sub: subtraction"),
-    ("int_floordiv_zero", lambda a: a // 0, [I], "floor_divide: ZeroDivisionError"),
-    ("int_floordiv_zero_tensor", lambda a, b: a // b, [NZ, I], "floor_divide: ZeroDivisionError"),
-    ("int_mod_zero", lambda a: a % 0, [I], "remainder: ZeroDivisionError"),
-    ("int_pow_negative", lambda a: a ** -1, [I], "pow: Integers to negative integer powers"),
+    ("sub_bool_int", lambda a, b: a - b, [B, INTS], "sub: subtraction"),
+    ("sub_int_true", lambda a: a - True, [INTS], "sub: subtraction"),
+    ("int_floordiv_zero", lambda a: a // 0, [INTS], "floor_divide: ZeroDivisionError"),
+    ("int_floordiv_zero_tensor", lambda a, b: a // b, [NZ, INTS], "floor_divide: ZeroDivisionError"),
+    ("int_mod_zero", lambda a: a % 0, [INTS], "remainder: ZeroDivisionError"),
+    ("int_pow_negative", lambda a: a ** -1, [INTS], "pow: Integers to negative integer powers"),
     ("float_bitwise", lambda a, b: a & b, [F32, F32], "bitwise_and: expected integer or bool"),
     ("float_invert", lambda a: ~a, [F32], "bitwise_not: expected an integer or bool"),
     ("bad_rounding", lambda a: a.div(2, rounding_mode="up"), [F32], "rounding_mode must be"),
@@ -280,10 +280,10 @@ def test_unary_bool_and_clamp_dtypes():
     check_op(ember.sign, torch.sign, [Arr(B)], grad=False)
     check_op(ember.square, torch.square, [Arr(B)], grad=False)
     check_op(ember.exp, torch.exp, [Arr(B)], grad=False)
-    check_op(lambda a: a.clamp(0.5), lambda a: a.clamp(0.5), [Arr(I)], grad=False)
-    check_op(lambda a: a.clamp(0, 2), lambda a: a.clamp(0, 2), [Arr(I)], grad=False)
+    check_op(lambda a: a.clamp(0.5), lambda a: a.clamp(0.5), [Arr(INTS)], grad=False)
+    check_op(lambda a: a.clamp(0, 2), lambda a: a.clamp(0, 2), [Arr(INTS)], grad=False)
     check_op(lambda a, b: a.clamp(b), lambda a, b: a.clamp(b), [Arr(F32), Arr(F64)], grad=False)
-    check_op(lambda a, b: a.clamp(b), lambda a, b: a.clamp(b), [Arr(I), Arr(NZ)], grad=False)
+    check_op(lambda a, b: a.clamp(b), lambda a, b: a.clamp(b), [Arr(INTS), Arr(NZ)], grad=False)
 
 
 def test_erf_accuracy_float64():
