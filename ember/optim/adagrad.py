@@ -1,7 +1,6 @@
 """Adagrad: per-coordinate step sizes shrinking with the sum of squared gradients."""
 from __future__ import annotations
 
-from ..backend import array_module
 from .optimizer import Optimizer, _check
 
 __all__ = ["Adagrad"]
@@ -30,17 +29,9 @@ class Adagrad(Optimizer):
 
     def _step_group(self, group: dict) -> None:
         lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            w = p.data
-            xp = array_module(w)
-            state = self.state.get(p)
-            if state is None:
-                state = self.state[p] = {"step": 0,
-                                         "sum": xp.full(w.shape, group["initial_accumulator_value"], w.dtype)}
-            state["step"] = step = state["step"] + 1
-            g = self._grad(state, w, p.grad.data, group["weight_decay"], group["maximize"])
+        for p, w, g, xp, state in self._updates(group, sum=group["initial_accumulator_value"]):
+            step = state["step"]
+            g = self._grad(state, w, g, group["weight_decay"], group["maximize"])
             clr = lr / (1 + (step - 1) * lr_decay)
             tmp = self._buffer(state, "_tmp", w)
             s = state["sum"]
@@ -51,4 +42,3 @@ class Adagrad(Optimizer):
             xp.divide(g, tmp, out=tmp)
             tmp *= clr
             w -= tmp
-            p._version += 1

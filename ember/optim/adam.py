@@ -7,7 +7,6 @@ one-pass kernel instead (:mod:`ember.optim._fused`).
 """
 from __future__ import annotations
 
-from ..backend import array_module
 from . import _fused
 from .optimizer import Optimizer, _check
 
@@ -44,17 +43,8 @@ class Adam(Optimizer):
     def _step_group(self, group: dict) -> None:
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         amsgrad, maximize, decoupled = group["amsgrad"], group["maximize"], group["decoupled_weight_decay"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            w, g = p.data, p.grad.data
-            xp = array_module(w)
-            state = self.state.get(p)
-            if state is None:
-                state = self.state[p] = {"step": 0, "exp_avg": xp.zeros_like(w), "exp_avg_sq": xp.zeros_like(w)}
-                if amsgrad:
-                    state["max_exp_avg_sq"] = xp.zeros_like(w)
-            state["step"] = step = state["step"] + 1
+        for p, w, g, xp, state in self._updates(group, exp_avg=0.0, exp_avg_sq=0.0):
+            step = state["step"]
             m, v = state["exp_avg"], state["exp_avg_sq"]
             vmax = self._buffer(state, "max_exp_avg_sq", w) if amsgrad else None
             bc1 = 1 - b1 ** step
@@ -62,7 +52,6 @@ class Adam(Optimizer):
             # p -= lr/bc1 * m / (sqrt(v)/bc2_sqrt + eps)  ==  p -= (lr*bc2_sqrt/bc1) * m / (sqrt(v) + eps*bc2_sqrt)
             step_size, eps_hat = lr * bc2_sqrt / bc1, eps * bc2_sqrt
             if _fused.adam(w, g, m, v, vmax, b1, b2, step_size, eps_hat, wd, lr, maximize, decoupled):
-                p._version += 1
                 continue
             if decoupled and wd:
                 w *= 1 - lr * wd
@@ -83,7 +72,6 @@ class Adam(Optimizer):
             xp.divide(m, tmp, out=tmp)
             tmp *= step_size
             w -= tmp
-            p._version += 1
 
 
 class AdamW(Adam):

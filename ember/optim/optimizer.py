@@ -90,6 +90,28 @@ class Optimizer:
     def _step_group(self, group: dict) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not implement a step")
 
+    def _updates(self, group: dict, count_steps: bool = True, **initial):
+        """Each parameter of ``group`` that has a gradient, as ``(p, w, g, xp, state)`` on backend arrays.
+
+        ``state`` is made on first use: ``"step": 0`` (when ``count_steps``) and one array per keyword,
+        filled with its value; ``"step"`` is then counted up. After the caller's update the parameter's
+        version is bumped, since it changed in place.
+        """
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            w = p.data
+            xp = array_module(w)
+            state = self.state.get(p)
+            if state is None:
+                state = self.state[p] = {"step": 0} if count_steps else {}
+                for name, fill in initial.items():
+                    state[name] = xp.full(w.shape, fill, w.dtype)
+            if count_steps:
+                state["step"] += 1
+            yield p, w, p.grad.data, xp, state
+            p._version += 1
+
     def _buffer(self, state: dict, key: str, like):
         """A per-parameter array of zeros in ``state``, created on first use, shaped and typed like ``like``."""
         buf = state.get(key)

@@ -1,7 +1,6 @@
 """RMSprop: divide the gradient by a running root-mean-square of recent gradients."""
 from __future__ import annotations
 
-from ..backend import array_module
 from .optimizer import Optimizer, _check
 
 __all__ = ["RMSprop"]
@@ -30,20 +29,8 @@ class RMSprop(Optimizer):
 
     def _step_group(self, group: dict) -> None:
         lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            w = p.data
-            xp = array_module(w)
-            state = self.state.get(p)
-            if state is None:
-                state = self.state[p] = {"step": 0, "square_avg": xp.zeros_like(w)}
-                if momentum > 0:
-                    state["momentum_buffer"] = xp.zeros_like(w)
-                if group["centered"]:
-                    state["grad_avg"] = xp.zeros_like(w)
-            state["step"] += 1
-            g = self._grad(state, w, p.grad.data, group["weight_decay"], group["maximize"])
+        for p, w, g, xp, state in self._updates(group, square_avg=0.0):
+            g = self._grad(state, w, g, group["weight_decay"], group["maximize"])
             tmp = self._buffer(state, "_tmp", w)
             sq = state["square_avg"]
             sq *= alpha
@@ -70,4 +57,3 @@ class RMSprop(Optimizer):
             else:
                 tmp *= lr
             w -= tmp
-            p._version += 1

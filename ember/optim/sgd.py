@@ -1,7 +1,6 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay."""
 from __future__ import annotations
 
-from ..backend import array_module
 from .optimizer import Optimizer, _check
 
 __all__ = ["SGD"]
@@ -30,13 +29,8 @@ class SGD(Optimizer):
 
     def _step_group(self, group: dict) -> None:
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            w = p.data
-            xp = array_module(w)
-            state = self.state.setdefault(p, {})
-            g = self._grad(state, w, p.grad.data, group["weight_decay"], group["maximize"])
+        for p, w, g, xp, state in self._updates(group, count_steps=False):
+            g = self._grad(state, w, g, group["weight_decay"], group["maximize"])
             tmp = self._buffer(state, "_tmp", w)
             if momentum:
                 buf = state.get("momentum_buffer")
@@ -57,4 +51,3 @@ class SGD(Optimizer):
                     g = buf
             xp.multiply(g, lr, out=tmp)
             w -= tmp
-            p._version += 1
