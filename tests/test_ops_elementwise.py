@@ -362,3 +362,18 @@ def test_where_nonzero_form():
     c = ember.tensor([[True, False], [False, True]])
     rows, cols = ember.where(c)
     assert rows.tolist() == [0, 1] and cols.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("target", ["float64", "float16"])
+def test_cast_between_floats_matches_torch_and_gradchecks(target):
+    # check_op feeds float32 then float64; the gradient comes back in the input's dtype, as in PyTorch
+    tol = {"atol": 1e-3, "rtol": 1e-3} if target == "float16" else {}
+    check_op(lambda x: x.to(getattr(ember, target)) * 2, lambda x: x.to(getattr(torch, target)) * 2, [(3, 2)],
+             gradcheck=target == "float64", **tol)
+    x = ember.randn(4, dtype=ember.float64, requires_grad=True)
+    # through float32 and back: finite differences need a step well above float32's resolution
+    assert ember.autograd.gradcheck(lambda t: t.to(ember.float32).to(ember.float64) ** 2, (x,), eps=1e-2,
+                                    atol=1e-4, rtol=1e-3)
+    y = ember.ones(2, requires_grad=True)
+    y.to(ember.float64).sum().backward()
+    assert y.grad.dtype == ember.float32
