@@ -26,7 +26,11 @@ def _to_array(data, dtype=None, device=None):
         return xp.array(data, dtype=_dt.as_dtype(dtype).np)
     if isinstance(data, ndarray_types):
         return xp.array(data)
-    a = xp.array(data)
+    try:
+        a = xp.array(data)
+    except ValueError:
+        raise ValueError("tensor(): the nested sequences have different lengths (a ragged list); every row "
+                         "of a dimension must have the same length") from None
     if a.dtype.kind == "f" and a.dtype != _dt.get_default_dtype().np:
         a = a.astype(_dt.get_default_dtype().np)
     elif a.dtype.kind in "iu" and a.dtype != _dt.int64.np:
@@ -102,6 +106,8 @@ def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 
 def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor filled with ``fill_value``; the dtype follows the value (float → default float)."""
+    if not isinstance(fill_value, (builtins.int, builtins.float, builtins.bool)) and not hasattr(fill_value, "item"):
+        raise TypeError(f"full: fill_value must be a number or bool, got {type(fill_value).__name__}")
     if dtype is None:
         dtype = _dt.bool_ if isinstance(fill_value, bool) else _dt.int64 if isinstance(fill_value, builtins.int) \
             else None
@@ -112,6 +118,11 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool
     """Values from ``start`` to ``end`` (exclusive) by ``step``; int64 for integer arguments."""
     if end is None:
         start, end = 0, start
+    if step == 0:
+        raise ValueError(f"arange: step must be nonzero (start={start}, end={end})")
+    if (end - start) * step < 0:
+        raise ValueError(f"arange: upper bound and lower bound inconsistent with step sign "
+                         f"(start={start}, end={end}, step={step})")
     if dtype is None:
         ints = all(isinstance(v, builtins.int) for v in (start, end, step))
         dtype = _dt.int64 if ints else _dt.get_default_dtype()
@@ -153,6 +164,8 @@ def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
     """Random integers in [low, high) (``randint(high, size)`` also works, as in PyTorch)."""
     if high is None:
         low, high = 0, low
+    if low >= high:
+        raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
     d = _dt.as_dtype(dtype) if dtype is not None else _dt.int64
     return _wrap(rng().integers(low, high, size=_shape((size,) if isinstance(size, builtins.int) else size))
                  .astype(d.np, copy=False))

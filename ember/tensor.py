@@ -33,8 +33,7 @@ class Tensor:
     _idx = 0              # which output of that op
     _accum = None         # AccumulateGrad node of a leaf, created on first use
     _hooks = None         # gradient hooks of a leaf
-    _version = 0          # bumped by in-place ops, checked by ops that saved this tensor
-    _base = None          # tensor this one views (in-place on a view updates it)
+    _vc = None            # version cell [n], shared with views: bumped by in-place ops, checked by saved tensors
     __array_ufunc__ = None   # make ``ndarray op tensor`` defer to Tensor's reflected operators
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -70,6 +69,10 @@ class Tensor:
     def size(self, dim: int | None = None):
         if dim is None:
             return Size(self.data.shape)
+        nd = self.data.ndim
+        if not -nd <= dim < nd:
+            raise IndexError(f"size(): dimension {dim} is out of range for a tensor with {nd} dims"
+                             + (f" (expected a value in [{-nd}, {nd - 1}])" if nd else ""))
         return self.data.shape[dim]
 
     def numel(self) -> int:
@@ -192,8 +195,10 @@ class Tensor:
         return self
 
     def detach(self) -> "Tensor":
-        """A tensor sharing this data, cut from the graph."""
-        return _wrap(self.data)
+        """A tensor sharing this data (and its version counter), cut from the graph."""
+        t = _wrap(self.data)
+        t._vc = self._version_cell()
+        return t
 
     def detach_(self) -> "Tensor":
         self._node = None
@@ -230,31 +235,84 @@ class Tensor:
         node = self._node
         return node is not None and bool(node.retained) and self._idx in node.retained
 
-    # ------------------------------------------------------------ in-place updates (no graph)
+    # ------------------------------------------------------------ in-place updates
+    # An in-place op computes its result with the ordinary (out-of-place) op, so promotion, broadcasting
+    # and errors are the same, then writes it into this tensor: into ``.data`` when no gradient is
+    # recorded, or by taking over the result's graph node when one is (as PyTorch's in-place ops do).
     def _inplace_check(self, op: str):
         from .autograd.grad_mode import _state
         if _state.enabled and self.requires_grad and self._node is None:
             raise RuntimeError(f"{op}: a leaf tensor that requires grad is being used in an in-place operation; "
                                "wrap the update in `with ember.no_grad():`")
 
+    @property
+    def _version(self) -> int:
+        """How many times this tensor's memory was changed in place (shared with its views)."""
+        vc = self._vc
+        return 0 if vc is None else vc[0]
+
+    @_version.setter
+    def _version(self, value: int):
+        self._version_cell()[0] = value
+
+    def _version_cell(self) -> list:
+        vc = self._vc
+        if vc is None:
+            vc = self._vc = [0]
+        return vc
+
     def _bump(self):
-        self._version += 1
+        self._version_cell()[0] += 1
         return self
 
+    def _commit(self, name: str, out: "Tensor") -> "Tensor":
+        """Write the result ``out`` of an in-place op into this tensor (checked like PyTorch)."""
+        from .autograd.node import OpError
+        from .ops.index import _rebase
+        if out.data.shape != self.data.shape:
+            raise OpError(f"{name}: the result has shape {tuple(out.data.shape)}, which can't be written into a "
+                          f"tensor of shape {tuple(self.data.shape)} (the other operand must broadcast to it)")
+        if _dt.from_np(out.data.dtype).category > _dt.from_np(self.data.dtype).category:
+            raise OpError(f"{name}: result type {out.dtype} can't be cast to the desired output type {self.dtype}")
+        if out.data.dtype != self.data.dtype:
+            from .ops.elementwise import cast
+            out = cast(out, self.dtype)
+        return _rebase(self, out)
+
+    def _apply_inplace(self, name: str, fn, *args):
+        self._inplace_check(name)
+        src = self
+        if self.requires_grad:
+            # the op must see (and save for its gradient) the value before the write: a stand-in for it
+            src = _wrap(self.data, requires_grad=True)
+            src._node, src._idx = self._node, self._idx
+            args = tuple(src if a is self else a for a in args)
+        return self._commit(name, fn(src, *args))
+
     def zero_(self):
-        self._inplace_check("zero_")
-        self.data[...] = 0
-        return self._bump()
+        return self.fill_(0)
 
     def fill_(self, value):
+        """Fill with ``value`` (a number or a one-element tensor)."""
+        from .autograd.grad_mode import _state
+        if _state.enabled and (self.requires_grad or getattr(value, "requires_grad", False)):
+            return self._apply_inplace("fill_", lambda s, v: s * 0 + v, value)
         self._inplace_check("fill_")
         self.data[...] = value.data if isinstance(value, Tensor) else value
         return self._bump()
 
     def copy_(self, src):
+        """Copy ``src`` (broadcast, cast to this dtype) into this tensor."""
+        from .autograd.grad_mode import _state
+        if _state.enabled and (self.requires_grad or getattr(src, "requires_grad", False)):
+            return self._apply_inplace("copy_", lambda s, v: s * 0 + v, src)
         self._inplace_check("copy_")
-        src = src.data if isinstance(src, Tensor) else src
-        self.data[...] = src
+        from .autograd.node import OpError
+        try:
+            self.data[...] = src.data if isinstance(src, Tensor) else src
+        except ValueError as e:
+            raise OpError(f"copy_: can't copy a source of shape {tuple(getattr(src, 'shape', ()))} into a tensor "
+                          f"of shape {tuple(self.data.shape)}: {e}") from None
         return self._bump()
 
     def set_(self, src):
@@ -262,34 +320,34 @@ class Tensor:
         self.data = src.data if isinstance(src, Tensor) else src
         return self._bump()
 
-    def _inplace(self, name, ufunc, other):
-        self._inplace_check(name)
-        other = other.data if isinstance(other, Tensor) else other
-        if self.data.dtype.kind != "f" and ufunc.__name__ == "divide":
-            raise RuntimeError(f"{name}: result type float can't be cast to the integer tensor's dtype {self.dtype}")
-        ufunc(self.data, other, out=self.data, casting="unsafe")
-        return self._bump()
-
     def add_(self, other, alpha=1):
-        if alpha != 1:
-            other = (other.data if isinstance(other, Tensor) else other) * alpha
-        return self._inplace("add_", self.xp.add, other)
+        from .ops.elementwise import add
+        return self._apply_inplace("add_", add, other, alpha)
 
     def sub_(self, other, alpha=1):
-        if alpha != 1:
-            other = (other.data if isinstance(other, Tensor) else other) * alpha
-        return self._inplace("sub_", self.xp.subtract, other)
+        from .ops.elementwise import sub
+        return self._apply_inplace("sub_", sub, other, alpha)
 
     def mul_(self, other):
-        return self._inplace("mul_", self.xp.multiply, other)
+        from .ops.elementwise import mul
+        return self._apply_inplace("mul_", mul, other)
 
-    def div_(self, other):
-        return self._inplace("div_", self.xp.true_divide, other)
+    def div_(self, other, rounding_mode=None):
+        from .ops.elementwise import div
+        return self._apply_inplace("div_", div, other, rounding_mode)
+
+    def pow_(self, exponent):
+        from .ops.elementwise import pow as _pow
+        return self._apply_inplace("pow_", _pow, exponent)
 
     def clamp_(self, min=None, max=None):
-        self._inplace_check("clamp_")
-        self.xp.clip(self.data, min, max, out=self.data)
-        return self._bump()
+        from .ops.unary import clamp
+        return self._apply_inplace("clamp_", clamp, min, max)
+
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
 
     def uniform_(self, a=0.0, b=1.0):
         from .backend import rng

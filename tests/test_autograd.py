@@ -294,3 +294,79 @@ def test_detach_cuts_graph_and_shares_data():
     d = y.detach()
     assert not d.requires_grad and d.grad_fn is None
     assert d.data is y.data
+
+
+def test_hook_returned_tensor_is_never_adopted_as_grad():
+    x = ember.ones(3, requires_grad=True)
+    held = ember.ones(3)
+    x.register_hook(lambda g: held)
+    (x * 2).sum().backward()
+    (x * 2).sum().backward()
+    np.testing.assert_allclose(held.numpy(), [1, 1, 1])
+    np.testing.assert_allclose(x.grad.numpy(), [2, 2, 2])
+
+
+def test_backward_inputs_does_not_alias_the_given_gradient():
+    x = ember.ones(3, requires_grad=True)
+    G = ember.ones(3)
+    z = x.reshape(1, 3).reshape(3)
+    z.backward(G, inputs=[x], retain_graph=True)
+    z.backward(G)
+    np.testing.assert_allclose(G.numpy(), [1, 1, 1])
+    np.testing.assert_allclose(x.grad.numpy(), [2, 2, 2])
+
+
+def test_custom_function_wrong_gradients_are_explained():
+    class TooMany(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, g
+
+    class BadShape(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.sum()
+
+        @staticmethod
+        def backward(ctx, g):
+            return g.reshape(1)
+
+    x = ember.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="returned 2 gradients, but forward took 1"):
+        TooMany.apply(x).sum().backward()
+    with pytest.raises(RuntimeError, match=r"shape \(1,\) for argument 0, which has shape \(3,\)"):
+        BadShape.apply(x).backward()
+
+
+def test_custom_function_without_tensor_outputs_and_materialize_grads():
+    class Count(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return int(x.data.size)
+
+        @staticmethod
+        def backward(ctx, g):  # pragma: no cover - never called
+            return None
+
+    assert Count.apply(ember.ones(4, requires_grad=True)) == 4
+    seen = []
+
+    class Two(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.set_materialize_grads(False)
+            return x * 1, x * 2
+
+        @staticmethod
+        def backward(ctx, ga, gb):
+            seen.append(gb)
+            return ga
+
+    x = ember.ones(2, requires_grad=True)
+    a, _ = Two.apply(x)
+    a.sum().backward()
+    assert seen == [None] and x.grad.tolist() == [1.0, 1.0]

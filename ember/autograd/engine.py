@@ -104,7 +104,8 @@ def run(outputs, grad_outputs, retain_graph, create_graph, capture=None, accumul
                 if node.n_outputs == 1:
                     in_grads = node.backward(grads[0])
                 else:
-                    in_grads = node.backward(*[g if g is not None else _zeros_for(node, i)
+                    fill = getattr(node, "materialize_grads", True)   # custom Functions may ask for None
+                    in_grads = node.backward(*[g if g is not None or not fill else _zeros_for(node, i)
                                                for i, g in enumerate(grads)])
                 if not isinstance(in_grads, (tuple, list)):
                     in_grads = (in_grads,)
@@ -194,6 +195,7 @@ def _accumulate(node, g, create_graph, fresh):
             out = fn(g)
             if out is not None:
                 g = out
+                fresh.add(id(g.data))   # a hook's tensor may be the user's own: copy it, never adopt it
     if g.data.dtype != t.data.dtype:
         g = _wrap(g.data.astype(t.data.dtype))
     if tuple(g.data.shape) != tuple(t.data.shape):
@@ -204,7 +206,7 @@ def _accumulate(node, g, create_graph, fresh):
         return
     if t.grad is None:
         a = g.data
-        if a.base is not None or id(a) in fresh or not a.flags.writeable:
+        if a.base is not None or id(a) in fresh or not getattr(a.flags, "writeable", True):
             a = a.copy()
         fresh.add(id(a))
         t.grad = _wrap(a)
@@ -237,8 +239,14 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if inputs is not None:
         inputs = _as_list(inputs)
         res = grad(outputs, inputs, grads, retain_graph=retain_graph, create_graph=create_graph, allow_unused=True)
+        fresh = {id(g.data) for g in grads}
         for t, g in zip(inputs, res):
-            if g is not None:
+            if g is None:
+                continue
+            if t._node is None:
+                _accumulate(_leaf_edge(t)[0], g, create_graph, fresh)
+            else:   # a non-leaf input: its grad is kept like retain_grad() keeps it
+                g = g if create_graph else _wrap(g.data.copy())
                 t.grad = g if t.grad is None else t.grad + g
         return
     run(outputs, grads, retain_graph, create_graph)

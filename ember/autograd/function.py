@@ -27,7 +27,7 @@ __all__ = ["Function", "FunctionCtx"]
 class FunctionCtx(Node):
     """The ``ctx`` handed to a custom Function: save tensors and flags for ``backward``."""
 
-    kept_when_freed = Node.kept_when_freed + ("fn_cls",)
+    kept_when_freed = Node.kept_when_freed + ("fn_cls", "in_shapes", "materialize_grads", "out_meta", "xp")
 
     def __init__(self, fn_cls):
         self.fn_cls = fn_cls
@@ -56,7 +56,16 @@ class FunctionCtx(Node):
 
     def backward(self, *grads):
         out = self.fn_cls.backward(self, *grads)
-        return out if isinstance(out, tuple) else (out,)
+        out = out if isinstance(out, tuple) else (out,)
+        name = self.fn_cls.__name__
+        if len(out) != len(self.in_shapes):
+            raise RuntimeError(f"{name}.backward returned {len(out)} gradients, but forward took "
+                               f"{len(self.in_shapes)} arguments: return one gradient (or None) per argument")
+        for i, (g, shape) in enumerate(zip(out, self.in_shapes)):
+            if g is not None and shape is not None and tuple(getattr(g, "shape", ())) != shape:
+                raise RuntimeError(f"{name}.backward returned a gradient of shape {tuple(g.shape)} for argument {i}, "
+                                   f"which has shape {shape}")
+        return out
 
 
 class Function:
@@ -85,8 +94,9 @@ class Function:
             _state.enabled = prev
         single = not isinstance(outputs, tuple)
         outs = (outputs,) if single else outputs
-        if not (prev and any(ctx.needs_input_grad)):
+        if not (prev and any(ctx.needs_input_grad)) or not any(isinstance(o, Tensor) for o in outs):
             return outputs
+        ctx.in_shapes = [tuple(a.data.shape) if isinstance(a, Tensor) else None for a in args]
         ctx.edges = [((a._node, a._idx) if a._node is not None else _leaf_edge(a)) if needs else None
                      for a, needs in zip(args, ctx.needs_input_grad)]
         ctx.n_outputs = len(outs)

@@ -115,12 +115,12 @@ class Op(Node):
         """Run the op on Tensors (or Python scalars) and record it when a gradient is needed."""
         node = cls.__new__(cls)
         node.attrs = attrs
-        first = None
+        first = first_t = None
         arrays = []
         for t in inputs:
             if isinstance(t, Tensor):
                 if first is None:
-                    first = t.data
+                    first, first_t = t.data, t
                 arrays.append(t.data)
             else:
                 arrays.append(t)
@@ -134,6 +134,9 @@ class Op(Node):
         if type(out) not in ndarray_types:
             out = xp.asarray(out)
         result = _wrap(out)
+        base = out.base
+        if base is not None and first is not None and (base is first or base is first.base):
+            result._vc = first_t._version_cell()   # a view: in-place changes to either show in both
         if _state.enabled and cls.differentiable and out.dtype.kind == "f":
             edges = None
             for i, t in enumerate(inputs):

@@ -41,14 +41,21 @@ def operands(a, b, op: str):
         if da is db or da == db:
             return a, b
         rt = _dt.result_type(da, db)
+        if (a.data.ndim == 0) != (b.data.ndim == 0):
+            # as in PyTorch, a 0-d tensor only widens a dimensioned one into a higher category
+            zero_d, dimensioned = (da, db) if a.data.ndim == 0 else (db, da)
+            if _dt.from_np(zero_d).category <= _dt.from_np(dimensioned).category:
+                rt = dimensioned
         return (a if da == rt else cast(a, _dt.from_np(rt))), (b if db == rt else cast(b, _dt.from_np(rt)))
     if ta:
         if _is_scalar(b):
+            b = b.item() if hasattr(b, "item") else b     # NumPy scalars promote like Python numbers
             rt = _dt.promote_scalar(a.data.dtype, b)
             return (a if rt == a.data.dtype else cast(a, _dt.from_np(rt))), b
         return operands(a, as_tensor_arg(b), op)
     if tb:
         if _is_scalar(a):
+            a = a.item() if hasattr(a, "item") else a
             rt = _dt.promote_scalar(b.data.dtype, a)
             return a, (b if rt == b.data.dtype else cast(b, _dt.from_np(rt)))
         return operands(as_tensor_arg(a), b, op)
