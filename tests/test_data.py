@@ -145,3 +145,23 @@ def test_train_test_split():
     assert len(np.unique(np.concatenate([Xtr, Xte]), axis=0)) == len(np.unique(X.data, axis=0))
     with pytest.raises(ValueError, match="X has 1797 samples but y has 3"):
         train_test_split(X, y[:3])
+
+
+def test_loader_on_subset_of_subset():
+    ds = TensorDataset(ember.arange(20).reshape(10, 2), ember.arange(10))
+    inner = Subset(Subset(ds, [9, 7, 5, 3, 1]), [4, 0, 2])
+    assert [y.tolist() for _, y in DataLoader(inner, batch_size=2)] == [[1, 9], [5]]
+    a, _ = random_split(ds, [6, 4])
+    aa, _ = random_split(a, [3, 3])
+    assert sum((y.tolist() for _, y in DataLoader(aa, batch_size=2)), []) == [int(aa[i][1]) for i in range(3)]
+    tensor_idx = Subset(Subset(ds, ember.tensor([1, 3, 5, 7])), range(1, 3))
+    assert [y.tolist() for _, y in DataLoader(tensor_idx, batch_size=4)] == [[3, 5]]
+
+
+def test_collate_different_shapes_names_sample_and_field():
+    with pytest.raises(RuntimeError, match=r"sample 1 has shape \(2,\) but sample 0 has shape \(1,\)"):
+        default_collate([ember.ones(1), ember.ones(2)])
+    batch = [{"x": (ember.ones(2), np.ones(3))}, {"x": (ember.ones(2), np.ones(3))}, {"x": (ember.ones(2), np.ones(4))}]
+    msg = r"sample 2 has shape \(4,\) but sample 0 has shape \(3,\) in field \['x'\]\[1\]"
+    with pytest.raises(RuntimeError, match=msg):
+        default_collate(batch)

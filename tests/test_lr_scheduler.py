@@ -170,3 +170,17 @@ def test_resume_needs_initial_lr_and_checks_optimizer():
         ls.StepLR(object(), step_size=2)
     s = ls.StepLR(eo, step_size=2)
     assert s.base_lrs == [0.1, 0.02] and math.isclose(eo.param_groups[0]["initial_lr"], 0.1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda o: ls.LambdaLR(o, lambda e: 0.5 ** e),
+    lambda o: ls.StepLR(o, 2),
+    lambda o: ls.ReduceLROnPlateau(o),
+])
+def test_param_groups_changed_since_creation(make):
+    o = optim.SGD([ember.zeros(1, requires_grad=True)], lr=1.0)
+    sched = make(o)
+    o.add_param_group({"params": [ember.zeros(1, requires_grad=True)], "lr": 2.0})
+    args = (1.0,) if isinstance(sched, ls.ReduceLROnPlateau) else ()
+    with pytest.raises(ValueError, match=f"{type(sched).__name__}: the optimizer has 2 param groups but had 1"):
+        sched.step(*args)

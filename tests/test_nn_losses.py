@@ -201,3 +201,48 @@ def test_pointwise_loss_errors():
         F.mse_loss(ember.ones(3, 1), ember.ones(3))
     with pytest.raises(ember.OpError, match="cannot be broadcast"), pytest.warns(UserWarning):
         F.mse_loss(ember.ones(3), ember.ones(4))
+
+
+@pytest.mark.parametrize("fn", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("as_", [list, np.asarray])
+def test_class_weight_as_list_or_array(fn, as_):
+    x = R.standard_normal((4, 3))
+    t = np.array([0, 2, 1, 2])
+    w = [0.2, 1.0, 3.0]
+    ours = getattr(F, fn)(ember.tensor(x), ember.tensor(t), weight=as_(w))
+    theirs = getattr(TF, fn)(torch.tensor(x), torch.tensor(t), weight=torch.tensor(w, dtype=torch.float64))
+    np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-6)
+    assert ember.nn.CrossEntropyLoss(weight=as_(w)).weight.shape == (3,)
+
+
+@pytest.mark.parametrize("fn", ["cross_entropy", "nll_loss"])
+def test_class_weight_wrong_shape(fn):
+    with pytest.raises(ember.OpError,
+                       match=rf"{fn}: weight must be .*expected shape \(3,\), got \(4,\)"):
+        getattr(F, fn)(ember.ones(2, 3), ember.tensor([0, 1]), weight=ember.ones(4))
+
+
+@pytest.mark.parametrize("fn", ["binary_cross_entropy", "binary_cross_entropy_with_logits"])
+def test_bce_weight_wrong_shape_names_the_loss(fn):
+    x = ember.full((4, 3), 0.5)
+    with pytest.raises(ember.OpError, match=rf"^{fn}: weight of shape \(4,\) cannot be broadcast"):
+        getattr(F, fn)(x, ember.ones(4, 3), weight=ember.ones(4))
+    if fn.endswith("logits"):
+        with pytest.raises(ember.OpError, match=rf"^{fn}: pos_weight of shape \(2,\)"):
+            F.binary_cross_entropy_with_logits(x, ember.ones(4, 3), pos_weight=ember.ones(2))
+
+
+def test_reduction_checked_in_one_place():
+    for call in (lambda: F.mse_loss(ember.ones(2), ember.ones(2), reduction="avg"),
+                 lambda: F.kl_div(ember.ones(2), ember.ones(2), reduction="avg"),
+                 lambda: ember.nn.KLDivLoss(reduction="avg"),
+                 lambda: ember.nn.MSELoss(reduction="batchmean")):
+        with pytest.raises(ValueError, match="reduction must be one of 'mean'"):
+            call()
+    ember.nn.KLDivLoss(reduction="batchmean")
+
+
+def test_functional_dir_lists_only_resolvable_names():
+    missing = [n for n in dir(F) if not n.startswith("__") and not hasattr(F, n)]
+    assert missing == []
+    assert "conv2d" not in dir(F) and "relu" in dir(F)

@@ -293,3 +293,82 @@ def test_training_step_reduces_loss():
             for p in model.parameters():
                 p.sub_(p.grad * 0.5)
     assert loss.item() < first * 0.8
+
+
+def _frozen_parent(ns):
+    class Frozen(ns.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = ns.Linear(2, 2)
+
+        def train(self, mode=True):
+            return super().train(False)
+
+    class Parent(ns.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = Frozen()
+
+    return Parent()
+
+
+def test_train_calls_children_train_like_torch():
+    ours, theirs = _frozen_parent(nn).train(), _frozen_parent(torch.nn).train()
+    assert ours.f.training is theirs.f.training is False
+    assert ours.f.lin.training is theirs.f.lin.training is False
+    assert ours.training is theirs.training is True
+
+
+@pytest.mark.parametrize("register", [
+    lambda m, ns, mk: m.register_buffer("weight", mk.zeros(2, 2)),
+    lambda m, ns, mk: m.register_parameter("lin", ns.Parameter(mk.ones(1))),
+    lambda m, ns, mk: m.add_module("weight", ns.Linear(1, 1)),
+    lambda m, ns, mk: m.register_buffer("plain", mk.ones(1)),
+])
+def test_register_over_other_kind_raises_like_torch(register):
+    def make(ns):
+        m = ns.Module()
+        m.weight = ns.Parameter(torch.ones(2, 2) if ns is torch.nn else ember.ones(2, 2))
+        m.lin = ns.Linear(1, 1)
+        m.plain = 3
+        return m
+    with pytest.raises(KeyError) as theirs:
+        register(make(torch.nn), torch.nn, torch)
+    with pytest.raises(KeyError) as ours:
+        register(make(nn), nn, ember)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_register_same_kind_again_allowed():
+    m = nn.Module()
+    m.register_buffer("b", ember.zeros(1))
+    m.register_buffer("b", ember.ones(2))
+    m.register_parameter("p", nn.Parameter(ember.ones(1)))
+    m.register_parameter("p", None)
+    m.add_module("c", nn.ReLU())
+    m.add_module("c", nn.Tanh())
+    assert m.b.shape == (2,) and m.p is None and isinstance(m.c, nn.Tanh)
+
+
+def test_load_state_dict_assign_keeps_checkpoint_dtype():
+    ours, theirs = nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    ours.load_state_dict({k: v.double() for k, v in nn.Linear(2, 2).state_dict().items()}, assign=True)
+    theirs.load_state_dict({k: v.double() for k, v in torch.nn.Linear(2, 2).state_dict().items()}, assign=True)
+    assert ours.weight.dtype == ember.float64 and theirs.weight.dtype == torch.float64
+    assert isinstance(ours.weight, nn.Parameter) and ours(ember.ones(1, 2, dtype=ember.float64)).dtype == ember.float64
+
+
+def test_get_submodule_through_none_child():
+    s = nn.Sequential(nn.Linear(1, 1))
+    s.add_module("n", None)
+    with pytest.raises(AttributeError, match="`n` is not an nn.Module.*'n.x'"):
+        s.get_submodule("n.x")
+
+
+def test_pickle_roundtrip_without_setstate():
+    import pickle
+    net = nn.Sequential(nn.Linear(2, 2), nn.Dropout()).eval()
+    back = pickle.loads(pickle.dumps(net))
+    assert not back.training and not back[1].training
+    np.testing.assert_array_equal(back[0].weight.detach().numpy(), net[0].weight.detach().numpy())
+    assert copy.deepcopy(net)[0].weight is not net[0].weight

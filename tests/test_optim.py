@@ -226,3 +226,40 @@ def test_loads_a_pytorch_state_dict(name, kwargs):
     eopt2 = getattr(optim, name)(ew2)
     eopt2.load_state_dict(sd)
     _run(ew2, tw, eopt2, topt, 10, TOL[np.float64], start=5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: optim.Adam(p, lr=0.1),
+    lambda p: optim.SGD(p, lr=0.1, momentum=0.9),
+    lambda p: optim.RMSprop(p, lr=0.1),
+    lambda p: optim.Adagrad(p, lr=0.1),
+])
+def test_state_of_other_dtype_after_double_raises(make):
+    net = ember.nn.Linear(2, 1)
+    opt = make(net.parameters())
+    net(ember.ones(4, 2)).sum().backward()
+    opt.step()
+    net.double()
+    net(ember.ones(4, 2, dtype=ember.float64)).sum().backward()
+    with pytest.raises(RuntimeError, match=f"{type(opt).__name__}: parameter 0 of param group 0 is now float64"):
+        opt.step()
+
+
+def test_stateless_sgd_follows_double_like_torch():
+    ours, theirs = ember.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    with ember.no_grad():
+        ours.weight.data[...] = theirs.weight.detach().numpy()
+        ours.bias.data[...] = theirs.bias.detach().numpy()
+    eo, to = optim.SGD(ours.parameters(), lr=0.1, weight_decay=0.1), torch.optim.SGD(theirs.parameters(), lr=0.1,
+                                                                                   weight_decay=0.1)
+    for step in range(2):
+        if step == 1:
+            ours.double()
+            theirs.double()
+        dt = (ember.float32, torch.float32) if step == 0 else (ember.float64, torch.float64)
+        ours(ember.ones(4, 2, dtype=dt[0])).sum().backward()
+        theirs(torch.ones(4, 2, dtype=dt[1])).sum().backward()
+        eo.step()
+        to.step()
+    assert ours.weight.dtype == ember.float64
+    np.testing.assert_allclose(ours.weight.detach().numpy(), theirs.weight.detach().numpy(), rtol=1e-6)

@@ -151,3 +151,20 @@ def test_numpy_array_interop():
     a = np.ones(3, dtype=np.float32)
     assert isinstance(a + t, ember.Tensor)
     np.testing.assert_array_equal(np.asarray(t), a)
+
+
+NAN, INF = float("nan"), float("inf")
+NONFINITE = [NAN, INF, -INF, [1.5, NAN, INF, -INF], [1.0, NAN], [NAN, NAN], [1e10, INF], [[0.001, NAN], [2.0, 3.0]]]
+
+
+@pytest.mark.parametrize("value", NONFINITE)
+def test_repr_nan_inf_like_torch(value):
+    assert repr(ember.tensor(value)) == repr(torch.tensor(value)).replace("torch.", "ember.")
+
+
+def test_repr_float16_no_warning():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = repr(ember.tensor([1.5, 2.0, 3e4], dtype=ember.float16))
+    assert r == repr(torch.tensor([1.5, 2.0, 3e4], dtype=torch.float16)).replace("torch.", "ember.")

@@ -21,10 +21,27 @@ def default_collate(batch: list):
     {'x': tensor([[1., 2.],
             [3., 4.]]), 'y': tensor([0, 1])}
     """
+    return _collate(batch, "")
+
+
+def _check_shapes(batch, path: str) -> None:
+    """Raise, naming the sample and field, when the samples to stack differ in shape."""
+    first = tuple(batch[0].shape)
+    for i, b in enumerate(batch):
+        if tuple(b.shape) != first:
+            where = f" in field {path}" if path else ""
+            raise RuntimeError(f"default_collate: sample {i} has shape {tuple(b.shape)} but sample 0 has shape "
+                               f"{first}{where}; samples must have equal shapes to be stacked "
+                               "(pad them or pass a collate_fn)")
+
+
+def _collate(batch: list, path: str):
     elem = batch[0]
     if isinstance(elem, Tensor):
+        _check_shapes(batch, path)
         return _wrap(elem.xp.stack([b.data for b in batch]))
     if isinstance(elem, ndarray_types):
+        _check_shapes(batch, path)
         return _wrap(array_module(elem).stack(batch))
     if isinstance(elem, bool):
         return tensor(batch)
@@ -35,20 +52,21 @@ def default_collate(batch: list):
     if isinstance(elem, (str, bytes)):
         return list(batch)
     if isinstance(elem, collections.abc.Mapping):
-        return {key: default_collate([d[key] for d in batch]) for key in elem}
+        return {key: _collate([d[key] for d in batch], f"{path}[{key!r}]") for key in elem}
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):
-        return type(elem)(*(default_collate(list(field)) for field in zip(*batch)))
+        return type(elem)(*(_collate(list(field), f"{path}.{name}")
+                            for name, field in zip(elem._fields, zip(*batch))))
     if isinstance(elem, collections.abc.Sequence):
         if any(len(s) != len(elem) for s in batch):
             raise RuntimeError("default_collate: each sample in the batch should have the same number of fields")
-        fields = [default_collate(list(field)) for field in zip(*batch)]
+        fields = [_collate(list(field), f"{path}[{i}]") for i, field in enumerate(zip(*batch))]
         return tuple(fields) if isinstance(elem, tuple) else fields
     raise TypeError(f"default_collate: batch must contain tensors, NumPy arrays, numbers, dicts or lists; "
                     f"found {type(elem).__name__}")
 
 
 def _gather(dataset, index):
-    """The batch at ``index`` (an integer array) with one fancy-index per tensor, or None if not a tensor dataset."""
+    """The batch at ``index`` (a 1-D integer array) with one fancy-index per tensor, or None if not a tensor dataset."""
     if isinstance(dataset, TensorDataset):
         out = []
         for t in dataset.tensors:
@@ -56,10 +74,11 @@ def _gather(dataset, index):
             out.append(_wrap(t.data[xp.asarray(index)]))
         return tuple(out)
     if isinstance(dataset, Subset):
-        inner = dataset.indices
+        inner = dataset.indices.data if isinstance(dataset.indices, Tensor) else dataset.indices
         if isinstance(inner, ndarray_types):
             return _gather(dataset.dataset, inner[index])
-        return _gather(dataset.dataset, [inner[i] for i in index.tolist()])
+        # keep the index an integer array, so a Subset of a Subset recurses with the same type
+        return _gather(dataset.dataset, array_module(index).asarray([int(inner[i]) for i in index.tolist()]))
     return None
 
 

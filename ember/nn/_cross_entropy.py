@@ -7,17 +7,10 @@ a few elementwise ops instead of a whole log-softmax graph.
 from __future__ import annotations
 
 from ..autograd.grad_mode import is_grad_enabled
-from ..ops._util import Op, OpError, Tensor, _wrap, describe
+from ..ops._util import Op, OpError, Tensor, _wrap, as_tensor_arg, describe
+from ._util import check_reduction
 
 __all__ = ["cross_entropy", "nll_loss"]
-
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-def _check_reduction(reduction: str, who: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{who}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
 
 class _IndexLoss(Op):
     """Shared forward bookkeeping: which targets count, their class weights, the reduction denominator."""
@@ -146,17 +139,26 @@ def _check_index_target(input: Tensor, target: Tensor, weight, ignore_index: int
             raise OpError(f"{who}: target value {v} is out of bounds for {n} classes (expected values in "
                           f"[0, {n - 1}] or ignore_index={ignore_index})")
     if weight is not None:
-        w = weight.data if isinstance(weight, Tensor) else weight
-        if tuple(w.shape) != (n,):
-            raise OpError(f"{who}: weight must be a 1-D tensor with one value per class ({n},), "
-                          f"got shape {tuple(w.shape)}")
-        return w.astype(input.data.dtype, copy=False)
+        return _class_weight(weight, input, n, who).data.astype(input.data.dtype, copy=False)
     return None
 
 
-def _unbatched(input: Tensor, target: Tensor):
+def _class_weight(weight, input: Tensor, n: int, who: str) -> Tensor:
+    """``weight`` (a Tensor, array or list) as a Tensor of shape (C,)."""
+    w = as_tensor_arg(weight, input)
+    if tuple(w.shape) != (n,):
+        raise OpError(f"{who}: weight must be a 1-D tensor with one value per class, expected shape ({n},), "
+                      f"got {tuple(w.shape)}")
+    return w
+
+
+def _apply(op, input: Tensor, target: Tensor, **attrs) -> Tensor:
+    """Run ``op``; an unbatched (C,) input with a 0-d target runs as a batch of one."""
+    if input.ndim != 1:
+        return op.apply(input, target, **attrs)
     from ..ops.shape import reshape
-    return reshape(input, (1,) + tuple(input.shape)), reshape(target, (1,))
+    out = op.apply(reshape(input, (1,) + tuple(input.shape)), reshape(target, (1,)), **attrs)
+    return reshape(out, ()) if attrs["reduction"] == "none" else out
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
@@ -168,7 +170,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, i
     >>> ember.nn.functional.cross_entropy(logits, ember.tensor([0, 1]))
     tensor(0.2395)
     """
-    _check_reduction(reduction, "cross_entropy")
+    check_reduction(reduction, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     if not isinstance(target, Tensor):
@@ -176,15 +178,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, i
     if target.data.dtype.kind == "f" and tuple(target.shape) == tuple(input.shape):
         return _soft_cross_entropy(input, target, weight, reduction, label_smoothing)
     w = _check_index_target(input, target, weight, ignore_index, "cross_entropy")
-    unbatched = input.ndim == 1
-    if unbatched:
-        input, target = _unbatched(input, target)
-    out = CrossEntropy.apply(input, target, weight=w, ignore_index=ignore_index,
-                             label_smoothing=float(label_smoothing), reduction=reduction)
-    if unbatched and reduction == "none":
-        from ..ops.shape import reshape
-        out = reshape(out, ())
-    return out
+    return _apply(CrossEntropy, input, target, weight=w, ignore_index=ignore_index,
+                  label_smoothing=float(label_smoothing), reduction=reduction)
 
 
 def _soft_cross_entropy(input, target, weight, reduction, label_smoothing):
@@ -200,10 +195,7 @@ def _soft_cross_entropy(input, target, weight, reduction, label_smoothing):
         target = target * (1 - label_smoothing) + label_smoothing / n
     prod = log_softmax(input, dim) * target
     if weight is not None:
-        w = weight if isinstance(weight, Tensor) else Tensor(weight)
-        if tuple(w.shape) != (n,):
-            raise OpError(f"cross_entropy: weight must be a 1-D tensor with one value per class ({n},), "
-                          f"got shape {tuple(w.shape)}")
+        w = _class_weight(weight, input, n, "cross_entropy")
         prod = prod * reshape(w, (n,) + (1,) * (input.ndim - dim - 1))
     loss = -_sum(prod, dim)
     if reduction == "none":
@@ -221,15 +213,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore
     >>> ember.nn.functional.nll_loss(ember.tensor([[-0.5, -1.0], [-2.0, -0.1]]), ember.tensor([0, 1]))
     tensor(0.3000)
     """
-    _check_reduction(reduction, "nll_loss")
+    check_reduction(reduction, "nll_loss")
     if not isinstance(target, Tensor):
         target = Tensor(target)
     w = _check_index_target(input, target, weight, ignore_index, "nll_loss")
-    unbatched = input.ndim == 1
-    if unbatched:
-        input, target = _unbatched(input, target)
-    out = NLLLoss.apply(input, target, weight=w, ignore_index=ignore_index, reduction=reduction)
-    if unbatched and reduction == "none":
-        from ..ops.shape import reshape
-        out = reshape(out, ())
-    return out
+    return _apply(NLLLoss, input, target, weight=w, ignore_index=ignore_index, reduction=reduction)

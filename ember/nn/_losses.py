@@ -7,10 +7,23 @@ from __future__ import annotations
 import warnings
 
 from ..ops._util import Op, OpError, Tensor, as_tensor_arg, describe
-from ._cross_entropy import _check_reduction
+from ._util import check_reduction
 
 __all__ = ["mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "kl_div"]
+
+
+def _weight(weight, input: Tensor, who: str, name: str = "weight") -> Tensor:
+    """``weight`` (a Tensor, array or list) as a Tensor that broadcasts to the input's shape."""
+    w = as_tensor_arg(weight, input)
+    shape = tuple(input.shape)
+    try:
+        ok = input.xp.broadcast_shapes(tuple(w.shape), shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise OpError(f"{who}: {name} of shape {tuple(w.shape)} cannot be broadcast to the input's shape {shape}")
+    return w
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
@@ -51,7 +64,7 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     >>> ember.nn.functional.mse_loss(ember.tensor([1.0, 2.0]), ember.tensor([1.0, 4.0]))
     tensor(2.)
     """
-    _check_reduction(reduction, "mse_loss")
+    check_reduction(reduction, "mse_loss")
     input, target = _pair(input, target, "mse_loss")
     d = input - target
     return _reduce(d * d, reduction)
@@ -60,7 +73,7 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean absolute error ``|input - target|``."""
     from ..ops import abs
-    _check_reduction(reduction, "l1_loss")
+    check_reduction(reduction, "l1_loss")
     input, target = _pair(input, target, "l1_loss")
     return _reduce(abs(input - target), reduction)
 
@@ -69,7 +82,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     """``0.5 d^2`` where ``|d| < delta``, else ``delta * (|d| - 0.5 delta)``."""
     from ..ops import abs
     from ..ops.where import where
-    _check_reduction(reduction, "huber_loss")
+    check_reduction(reduction, "huber_loss")
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
     input, target = _pair(input, target, "huber_loss")
@@ -82,7 +95,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", beta:
     """``0.5 d^2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (plain L1 when beta is 0)."""
     from ..ops import abs
     from ..ops.where import where
-    _check_reduction(reduction, "smooth_l1_loss")
+    check_reduction(reduction, "smooth_l1_loss")
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
     input, target = _pair(input, target, "smooth_l1_loss")
@@ -127,7 +140,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     >>> ember.nn.functional.binary_cross_entropy(ember.tensor([0.5, 0.5]), ember.tensor([1.0, 0.0]))
     tensor(0.6931)
     """
-    _check_reduction(reduction, "binary_cross_entropy")
+    check_reduction(reduction, "binary_cross_entropy")
     input, target = _pair(input, target, "binary_cross_entropy", strict=True)
     x = input.data
     if x.size and bool(((x < 0) | (x > 1)).any()):
@@ -135,7 +148,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
                       f"[{float(x.min())}, {float(x.max())}]); use binary_cross_entropy_with_logits for logits")
     loss = BinaryCrossEntropy.apply(input, target)
     if weight is not None:
-        loss = loss * as_tensor_arg(weight, input)
+        loss = loss * _weight(weight, input, "binary_cross_entropy")
     return _reduce(loss, reduction)
 
 
@@ -148,16 +161,16 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     tensor(0.6931)
     """
     from ..ops.activation import softplus
-    _check_reduction(reduction, "binary_cross_entropy_with_logits")
+    check_reduction(reduction, "binary_cross_entropy_with_logits")
     input, target = _pair(input, target, "binary_cross_entropy_with_logits", strict=True)
     sp = softplus(-input)
     if pos_weight is not None:
-        pw = as_tensor_arg(pos_weight, input)
+        pw = _weight(pos_weight, input, "binary_cross_entropy_with_logits", "pos_weight")
         loss = (1 - target) * input + (1 + (pw - 1) * target) * sp
     else:
         loss = (1 - target) * input + sp
     if weight is not None:
-        loss = loss * as_tensor_arg(weight, input)
+        loss = loss * _weight(weight, input, "binary_cross_entropy_with_logits")
     return _reduce(loss, reduction)
 
 
@@ -170,8 +183,7 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean", log_target: b
     from ..ops.reduce import sum
     from ..ops.unary import exp, log
     from ..ops.where import where
-    if reduction not in ("mean", "sum", "none", "batchmean"):
-        raise ValueError(f"kl_div: reduction must be 'mean', 'batchmean', 'sum' or 'none', got {reduction!r}")
+    check_reduction(reduction, "kl_div", ("mean", "batchmean", "sum", "none"))
     input, target = _pair(input, target, "kl_div")
     if log_target:
         loss = exp(target) * (target - input)

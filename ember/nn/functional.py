@@ -21,11 +21,8 @@ from .modules.dropout import dropout
 # ops forwarded from ember.ops by name (resolved lazily: the op families are developed independently)
 _FORWARDED = ("relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "sigmoid", "tanh",
               "softplus", "softsign", "hardtanh", "hardsigmoid", "hardswish", "logsigmoid", "tanhshrink",
-              "softshrink", "hardshrink", "threshold", "prelu", "glu", "softmax", "log_softmax", "one_hot", "pad",
-              "normalize",
-              "cosine_similarity", "pairwise_distance", "embedding", "layer_norm", "batch_norm", "conv1d", "conv2d",
-              "max_pool2d", "avg_pool2d", "scaled_dot_product_attention")
-_SEARCH = ("activation", "unary", "softmax", "index", "join", "shape", "norm", "conv", "pool", "attention", "linalg")
+              "softshrink", "hardshrink", "threshold", "prelu", "softmax", "log_softmax", "one_hot", "pad")
+_SEARCH = ("activation", "softmax", "index", "join")
 
 __all__ = ["linear", "dropout", "softmin", "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "huber_loss",
            "smooth_l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"]

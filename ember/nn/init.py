@@ -22,8 +22,7 @@ __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "ones_", "zeros
 def _fill(tensor: Tensor, values) -> Tensor:
     """Write host values into the tensor's array in place (no graph) and bump its version."""
     tensor.data[...] = tensor.xp.asarray(values, dtype=tensor.data.dtype)
-    tensor._version += 1
-    return tensor
+    return tensor._bump()
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:
@@ -99,8 +98,7 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
 def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fill with ``val``."""
     tensor.data[...] = val
-    tensor._version += 1
-    return tensor
+    return tensor._bump()
 
 
 def ones_(tensor: Tensor) -> Tensor:
@@ -117,8 +115,7 @@ def eye_(tensor: Tensor) -> Tensor:
         raise ValueError(f"eye_: only tensors with 2 dimensions are supported, got shape {tuple(tensor.shape)}")
     xp = tensor.xp
     tensor.data[...] = xp.eye(*tensor.data.shape, dtype=tensor.data.dtype)
-    tensor._version += 1
-    return tensor
+    return tensor._bump()
 
 
 def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
@@ -137,8 +134,7 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
     d = xp.tile(xp.arange(n), groups)
     centre = tuple(s // 2 for s in shape[2:])
     tensor.data[(g * out_per + d, d) + centre] = 1
-    tensor._version += 1
-    return tensor
+    return tensor._bump()
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:

@@ -106,19 +106,19 @@ class Module:
             raise AttributeError(f"cannot assign {what} before Module.__init__() call "
                                  f"(call super().__init__() first in {type(self).__name__}.__init__)")
 
-    def _check_name(self, name, kind: str):
+    def _check_name(self, name, kind: str, store: str):
+        """Reject a bad name, or one already taken by another kind of attribute (as PyTorch: KeyError)."""
         if not isinstance(name, str):
             raise TypeError(f"{kind} name should be a string, got {type(name).__name__}")
         if name == "" or "." in name:
             raise KeyError(f'{kind} name can\'t be empty or contain ".", got {name!r}')
-        if hasattr(self, name) and name not in self._parameters and name not in self._buffers \
-                and name not in self._modules:
+        if hasattr(self, name) and name not in self.__dict__[store]:
             raise KeyError(f"attribute '{name}' already exists")
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Add a parameter (or None, a placeholder such as a missing bias) under ``name``."""
         self._check_init("parameters")
-        self._check_name(name, "parameter")
+        self._check_name(name, "parameter", "_parameters")
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
                             "(ember.nn.Parameter or None required)")
@@ -127,7 +127,7 @@ class Module:
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Add a non-learnable tensor (e.g. running statistics); ``persistent=False`` keeps it out of state_dict."""
         self._check_init("buffers")
-        self._check_name(name, "buffer")
+        self._check_name(name, "buffer", "_buffers")
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
                             "(ember.Tensor or None required)")
@@ -140,7 +140,7 @@ class Module:
     def register_module(self, name: str, module: Module | None) -> None:
         """Add a child module under ``name``."""
         self._check_init("child modules")
-        self._check_name(name, "module")
+        self._check_name(name, "module", "_modules")
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         self._modules[name] = module
@@ -206,9 +206,6 @@ class Module:
         keys = list(super().__dir__()) + list(self._parameters) + list(self._modules) + list(self._buffers)
         return sorted(k for k in set(keys) if not k[0].isdigit())
 
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-
     # ------------------------------------------------------------ traversal
     def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True) -> Iterator:
         """``(qualified_name, module)`` for this module and every descendant (each once)."""
@@ -271,6 +268,8 @@ class Module:
             if item not in mod._modules:
                 raise AttributeError(f"{mod._get_name()} has no attribute `{item}` (looking up {target!r})")
             mod = mod._modules[item]
+            if mod is None:
+                raise AttributeError(f"`{item}` is not an nn.Module (looking up {target!r})")
         return mod
 
     def get_parameter(self, target: str) -> Parameter:
@@ -285,8 +284,9 @@ class Module:
         """Set training mode (dropout active, batch statistics) on this module and its descendants."""
         if not isinstance(mode, bool):
             raise ValueError(f"training mode is expected to be boolean, got {type(mode).__name__}")
-        for m in self.modules():
-            m.__dict__["training"] = mode
+        self.training = mode
+        for m in self.children():
+            m.train(mode)
         return self
 
     def eval(self) -> Module:
@@ -375,7 +375,9 @@ class Module:
         """Copy values (Tensors or NumPy arrays) into parameters and buffers in place.
 
         Returns ``(missing_keys, unexpected_keys)``. With ``strict=True`` missing or
-        unexpected keys raise a RuntimeError; a shape mismatch always does.
+        unexpected keys raise a RuntimeError; a shape mismatch always does. With
+        ``assign=True`` each tensor takes the checkpoint's array (and its dtype) instead
+        of copying into the existing one, as PyTorch.
         """
         if not hasattr(state_dict, "keys"):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}.")
@@ -391,7 +393,7 @@ class Module:
                               f"checkpoint, the shape in current model is {tuple(target.data.shape)}.")
                 continue
             if assign:
-                target.data = value.astype(target.data.dtype, copy=False)
+                target.data = value
             else:
                 target.data[...] = value
             target._bump()

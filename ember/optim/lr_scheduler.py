@@ -74,8 +74,16 @@ class LRScheduler:
         """The learning rates the last :meth:`step` set, one per param group."""
         return self._last_lr
 
+    def _check_group_count(self, expected: int) -> None:
+        """Refuse to step when param groups were added or removed since the scheduler was made."""
+        have = len(self.optimizer.param_groups)
+        if have != expected:
+            raise ValueError(f"{type(self).__name__}: the optimizer has {have} param groups but had {expected} "
+                             "when the scheduler was created; create the scheduler after adding param groups")
+
     def step(self, epoch: int | None = None) -> None:
         """Advance the schedule by one step (or jump to ``epoch``) and write the new ``lr`` into each group."""
+        self._check_group_count(len(self.base_lrs))
         self._step_count += 1
         if epoch is None:
             self.last_epoch += 1
@@ -356,6 +364,7 @@ class ReduceLROnPlateau(LRScheduler):
 
     def step(self, metrics, epoch: int | None = None) -> None:  # type: ignore[override]
         """Record the latest value of the monitored metric and reduce the lr if it has plateaued."""
+        self._check_group_count(len(self.min_lrs))
         current = float(metrics)
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         if self._is_better(current, self.best):

@@ -97,7 +97,7 @@ class Optimizer:
         filled with its value; ``"step"`` is then counted up. After the caller's update the parameter's
         version is bumped, since it changed in place.
         """
-        for p in group["params"]:
+        for i, p in enumerate(group["params"]):
             if p.grad is None:
                 continue
             w = p.data
@@ -107,10 +107,27 @@ class Optimizer:
                 state = self.state[p] = {"step": 0} if count_steps else {}
                 for name, fill in initial.items():
                     state[name] = xp.full(w.shape, fill, w.dtype)
+            else:
+                self._check_state(group, i, w, state)
             if count_steps:
                 state["step"] += 1
             yield p, w, p.grad.data, xp, state
-            p._version += 1
+            p._bump()
+
+    def _check_state(self, group: dict, i: int, w, state: dict) -> None:
+        """Refuse to mix a parameter with saved state of another dtype or shape (e.g. after ``module.double()``);
+        scratch buffers (``_``-keys) are just dropped and remade."""
+        for key, buf in list(state.items()):
+            if not isinstance(buf, ndarray_types) or (buf.dtype == w.dtype and buf.shape == w.shape):
+                continue
+            if key.startswith("_"):
+                del state[key]
+                continue
+            g = next(j for j, grp in enumerate(self.param_groups) if grp is group)
+            raise RuntimeError(
+                f"{type(self).__name__}: parameter {i} of param group {g} is now {w.dtype} {tuple(w.shape)} but "
+                f"its optimizer state {key!r} is {buf.dtype} {tuple(buf.shape)}; the parameter changed (e.g. "
+                "module.double()) after the optimizer stepped; make a new optimizer after changing the model")
 
     def _buffer(self, state: dict, key: str, like):
         """A per-parameter array of zeros in ``state``, created on first use, shaped and typed like ``like``."""

@@ -1,6 +1,8 @@
 """PyTorch-like printing of tensors."""
 from __future__ import annotations
 
+import math
+
 import numpy  # printing works on a host copy of the data
 
 from .. import dtypes as _dt
@@ -14,14 +16,12 @@ def tensor_repr(t, prefix: str = "tensor(") -> str:
     """``tensor([[1., 2.], ...], dtype=ember.float64, requires_grad=True)``."""
     a = _host(t.data)
     opts = {"separator": ", ", "prefix": prefix, "threshold": 1000, "edgeitems": 3, "max_line_width": 80}
-    if a.dtype.kind == "f" and a.size:
-        finite = a[numpy.isfinite(a)]
-        if finite.size and not numpy.all(finite == numpy.round(finite)):
-            opts.update(precision=4, floatmode="fixed")
-        if finite.size and (numpy.abs(finite).max() >= 1e8 or (numpy.abs(finite[finite != 0]).min(initial=1) < 1e-4)):
-            opts.update(precision=4, floatmode="fixed")
-            opts["formatter"] = {"float_kind": lambda v: f"{v:.4e}"}
-    body = numpy.array2string(a, **opts) if a.ndim else _scalar(a)
+    if a.dtype.kind == "f":
+        fmt = _FloatFormat(a)
+        opts["formatter"] = {"float_kind": fmt}
+        body = numpy.array2string(a, **opts) if a.ndim else fmt(a.item())
+    else:
+        body = numpy.array2string(a, **opts) if a.ndim else str(a.item())
     extras = []
     if not a.size and a.ndim and a.shape != (0,):
         extras.append(f"size={tuple(a.shape)}")
@@ -35,10 +35,28 @@ def tensor_repr(t, prefix: str = "tensor(") -> str:
     return prefix + body + "".join(", " + e for e in extras) + ")"
 
 
-def _scalar(a) -> str:
-    v = a.item()
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, float):
-        return f"{v:.4f}" if v != round(v) or not numpy.isfinite(v) else f"{v:.0f}."
-    return str(v)
+class _FloatFormat:
+    """Formats floats as PyTorch's ``_Formatter``: integer, fixed (4 decimals) or scientific mode, chosen
+    from the finite non-zero values, each padded to their widest; nan and inf are written as they are."""
+
+    def __init__(self, a):
+        flat = a.reshape(-1).astype(numpy.float64)   # float64: comparing float16 with 1e8 would overflow
+        vals = flat[numpy.isfinite(flat) & (flat != 0)]
+        self.int_mode, self.sci_mode, self.width = True, False, 1
+        if not vals.size:
+            return
+        mags = numpy.abs(vals)
+        lo, hi = mags.min(), mags.max()
+        self.int_mode = bool(numpy.all(vals == numpy.ceil(vals)))
+        self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8 or (not self.int_mode and lo < 1.0e-4)
+        self.width = max(len(self._format(float(v))) for v in vals)
+
+    def _format(self, v: float) -> str:
+        if self.sci_mode:
+            return f"{v:.4e}"
+        if self.int_mode:
+            return f"{v:.0f}" + ("" if math.isinf(v) or math.isnan(v) else ".")
+        return f"{v:.4f}"
+
+    def __call__(self, v) -> str:
+        return self._format(float(v)).rjust(self.width)

@@ -4,16 +4,12 @@
 """
 from __future__ import annotations
 
+from .._util import functional as _F
 from ..module import Module
 
 __all__ = ["ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "CELU", "SELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh",
            "Softplus", "Softsign", "Hardtanh", "Hardsigmoid", "Hardswish", "LogSigmoid", "Tanhshrink", "Softmax",
            "LogSoftmax", "Softmin", "Threshold", "Softshrink", "Hardshrink"]
-
-
-def _F():
-    from .. import functional
-    return functional
 
 
 def _inplace(inplace: bool) -> str:

@@ -234,8 +234,7 @@ class ParameterList(Module):
         return self
 
     def extra_repr(self) -> str:
-        return "\n".join(f"({k}): Parameter containing: [{p.dtype!r} of size {tuple(p.shape)}]"
-                         for k, p in self._parameters.items())
+        return _parameters_repr(self)
 
 
 class ParameterDict(_DictContainer):
@@ -247,8 +246,13 @@ class ParameterDict(_DictContainer):
         self.register_parameter(key, _as_param(value))
 
     def extra_repr(self) -> str:
-        return "\n".join(f"({k}): Parameter containing: [{p.dtype!r} of size {tuple(p.shape)}]"
-                         for k, p in self._parameters.items())
+        return _parameters_repr(self)
+
+
+def _parameters_repr(module: Module) -> str:
+    """One line per parameter, as PyTorch's ParameterList and ParameterDict print them."""
+    return "\n".join(f"({k}): Parameter containing: [{p.dtype!r} of size {tuple(p.shape)}]"
+                     for k, p in module._parameters.items())
 
 
 def _as_param(value) -> Parameter:

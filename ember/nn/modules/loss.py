@@ -1,29 +1,33 @@
 """Loss modules: each stores its settings and calls the matching function of :mod:`ember.nn.functional`."""
 from __future__ import annotations
 
+from ...ops._util import as_tensor_arg
+from .._util import check_reduction
+from .._util import functional as _F
 from ..module import Module
 
 __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "BCELoss",
            "BCEWithLogitsLoss", "KLDivLoss"]
 
 
-def _F():
-    from .. import functional
-    return functional
+def _optional_tensor(value):
+    """A weight given as a list or array, as a Tensor (None stays None)."""
+    return value if value is None else as_tensor_arg(value)
 
 
 class _Loss(Module):
+    _reductions = ("mean", "sum", "none")
+
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        if reduction not in ("mean", "sum", "none") and not (reduction == "batchmean" and type(self) is KLDivLoss):
-            raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        check_reduction(reduction, type(self).__name__, self._reductions)
         self.reduction = reduction
 
 
 class _WeightedLoss(_Loss):
     def __init__(self, weight=None, reduction: str = "mean"):
         super().__init__(reduction)
-        self.register_buffer("weight", weight)
+        self.register_buffer("weight", _optional_tensor(weight))
 
 
 class CrossEntropyLoss(_WeightedLoss):
@@ -105,7 +109,7 @@ class BCEWithLogitsLoss(_WeightedLoss):
 
     def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
         super().__init__(weight, reduction)
-        self.register_buffer("pos_weight", pos_weight)
+        self.register_buffer("pos_weight", _optional_tensor(pos_weight))
 
     def forward(self, input, target):
         return _F().binary_cross_entropy_with_logits(input, target, weight=self.weight, reduction=self.reduction,
@@ -114,6 +118,8 @@ class BCEWithLogitsLoss(_WeightedLoss):
 
 class KLDivLoss(_Loss):
     """KL divergence of log-probabilities ``input`` from ``target``; use ``reduction='batchmean'``."""
+
+    _reductions = ("mean", "batchmean", "sum", "none")
 
     def __init__(self, reduction: str = "mean", log_target: bool = False):
         super().__init__(reduction)
