@@ -41,10 +41,10 @@ def _to_array(data, dtype=None, device=None):
     return a
 
 
-def _shape(size):
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = tuple(size[0])
-    return tuple(builtins.int(s) for s in size)
+def _shape(size, op: str):
+    """``size`` as given to a factory (``2, 3``, ``(2, 3)``, a Size), checked: see ``ops.shape._shape_args``."""
+    from .ops.shape import _shape_args
+    return _shape_args(size, op)
 
 
 def _finish(a, requires_grad):
@@ -86,17 +86,17 @@ def from_numpy(array) -> Tensor:
 
 def _filled(fill, size, dtype, device, requires_grad):
     d = _dt.as_dtype(dtype).np
-    return _finish(_xp(device).full(_shape(size), fill, dtype=d), requires_grad)
+    return _finish(_xp(device).full(_shape(size, "full"), fill, dtype=d), requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
-    return _finish(_xp(device).zeros(_shape(size), _dt.as_dtype(dtype).np), requires_grad)
+    return _finish(_xp(device).zeros(_shape(size, "zeros"), _dt.as_dtype(dtype).np), requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones."""
-    return _finish(_xp(device).ones(_shape(size), _dt.as_dtype(dtype).np), requires_grad)
+    return _finish(_xp(device).ones(_shape(size, "ones"), _dt.as_dtype(dtype).np), requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -144,19 +144,19 @@ def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bo
 def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) from Ember's generator (see :func:`ember.manual_seed`)."""
     d = _dt.as_dtype(dtype)
-    return _finish(rng().random(_shape(size), dtype="float64").astype(d.np, copy=False), requires_grad)
+    return _finish(rng().random(_shape(size, "rand"), dtype="float64").astype(d.np, copy=False), requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples."""
     d = _dt.as_dtype(dtype)
-    return _finish(rng().standard_normal(_shape(size)).astype(d.np, copy=False), requires_grad)
+    return _finish(rng().standard_normal(_shape(size, "randn")).astype(d.np, copy=False), requires_grad)
 
 
 def normal(mean=0.0, std=1.0, size=(), dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Normal samples with the given mean and std."""
     d = _dt.as_dtype(dtype)
-    return _finish(rng().normal(mean, std, _shape((size,) if isinstance(size, builtins.int) else size))
+    return _finish(rng().normal(mean, std, _shape((size,) if isinstance(size, builtins.int) else size, "normal"))
                    .astype(d.np, copy=False), requires_grad)
 
 
@@ -167,7 +167,7 @@ def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
     if low >= high:
         raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
     d = _dt.as_dtype(dtype) if dtype is not None else _dt.int64
-    return _wrap(rng().integers(low, high, size=_shape((size,) if isinstance(size, builtins.int) else size))
+    return _wrap(rng().integers(low, high, size=_shape((size,) if isinstance(size, builtins.int) else size, "randint"))
                  .astype(d.np, copy=False))
 
 

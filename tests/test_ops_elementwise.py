@@ -377,3 +377,17 @@ def test_cast_between_floats_matches_torch_and_gradchecks(target):
     y = ember.ones(2, requires_grad=True)
     y.to(ember.float64).sum().backward()
     assert y.grad.dtype == ember.float32
+
+
+@pytest.mark.parametrize("fn", [lambda a, b: a - b, lambda a, b: a + (-b), lambda a, b: a * 0.0 * b,
+                                lambda a, b: (a * 1e38) * (b * 1e38)])
+def test_add_sub_mul_special_values_dont_warn(fn):
+    a = ember.tensor([float("inf"), 1.0], requires_grad=True)
+    b = ember.tensor([float("inf"), 1.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = fn(a, b)
+        y.sum().backward()
+    ta, tb = torch.tensor(a.data, requires_grad=True), torch.tensor(b.data, requires_grad=True)
+    ty = fn(ta, tb)
+    np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())

@@ -350,3 +350,29 @@ def test_view_of_leaf_requiring_grad_refused():
     w = ember.randn(3, requires_grad=True)
     with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
         w[1:][0] = ember.ones((), requires_grad=True)
+
+
+def test_ops_use_backend_for_numpy_only_calls():
+    """``xp.add.at`` and friends have no CuPy twin: ops must go through ember.backend (STYLE item 2)."""
+    import pathlib
+    import re
+    ops = pathlib.Path(ember.__file__).parent / "ops"
+    banned = re.compile(r"\.add\.at\(|\.reduceat\(|stride_tricks|xp\.broadcast_shapes\(|\bnp\.|import numpy")
+    hits = [f"{p.name}:{i}" for p in sorted(ops.glob("*.py"))
+            for i, line in enumerate(p.read_text().splitlines(), 1) if banned.search(line)]
+    assert hits == []
+
+
+def test_scatter_add_at_uses_cupyx_for_cupy(monkeypatch):
+    import sys
+    import types
+
+    from ember.backend import scatter_add_at
+    calls = []
+    fake_cupy = types.SimpleNamespace(__name__="cupy")
+    monkeypatch.setitem(sys.modules, "cupyx", types.SimpleNamespace(scatter_add=lambda *a: calls.append(a)))
+    out, idx, vals = np.zeros(3), np.array([0, 0]), np.ones(2)
+    scatter_add_at(fake_cupy, out, idx, vals)
+    assert len(calls) == 1 and calls[0][0] is out and not out.any()
+    scatter_add_at(np, out, idx, vals)    # NumPy: repeated indices accumulate
+    np.testing.assert_array_equal(out, [2.0, 0.0, 0.0])

@@ -233,3 +233,48 @@ ERRORS = [
 def test_shape_errors(fn, match):
     with pytest.raises(ember.OpError, match=match):
         fn()
+
+
+@pytest.mark.parametrize("src,dst,shape", [
+    ("float32", "int32", (2, 3)), ("float32", "int16", (2, 3)), ("float64", "float32", (3,)),
+    ("int8", "int16", (2, 4)), ("uint8", "bool", (5,)), ("int16", "float32", (2, 2)), ("float32", "float32", (3,)),
+])
+def test_view_dtype_reinterprets_bits_like_torch(src, dst, shape):
+    a = (np.arange(int(np.prod(shape))) + 1).astype(src).reshape(shape)
+    if dst == "bool":
+        a = a % 2
+    x = ember.tensor(a, requires_grad=a.dtype.kind == "f")
+    y = x.view(getattr(ember, dst))
+    ty = torch.tensor(a).view(getattr(torch, dst))
+    assert y.dtype == getattr(ember, dst) and not y.requires_grad
+    np.testing.assert_array_equal(y.numpy(), ty.numpy())
+    assert np.shares_memory(y.data, x.data)
+
+
+def test_view_dtype_keyword_and_errors():
+    np.testing.assert_array_equal(ember.tensor([1.0, 2.0]).view(dtype=ember.int32).numpy(), [1065353216, 1073741824])
+    for fn, match in [(lambda: ember.ones(3, dtype=ember.int8).view(ember.int16), "divisible by 2.*got 3"),
+                      (lambda: ember.ones(()).view(ember.int16), "0-dim"),
+                      (lambda: ember.ones(4, 4)[:, ::2].view(ember.int16), "must be contiguous")]:
+        with pytest.raises(ember.OpError, match=match):
+            fn()
+
+
+def test_shape_args_accepts_ints_sequences_and_size():
+    from ember.ops.shape import _shape_args
+    for args in [(2, 3), ((2, 3),), ([2, 3],), (ember.Size([2, 3]),), (np.int64(2), ember.tensor(3))]:
+        assert _shape_args(args, "zeros") == (2, 3)
+    assert _shape_args((-1, 4), "reshape", lowest=-1) == (-1, 4)
+    assert _shape_args((-1, 0), "permute", lowest=None) == (-1, 0)
+
+
+@pytest.mark.parametrize("fn,exc,match", [
+    (lambda: ember.ones(6).reshape(2.5, 2), TypeError, r"reshape: sizes must be integers, got 2\.5"),
+    (lambda: ember.ones(6).reshape((3, True)), TypeError, "reshape: sizes must be integers, got True"),
+    (lambda: ember.ones(2).repeat(2, "3"), TypeError, "repeat: sizes must be integers"),
+    (lambda: ember.ones(4).reshape(-2, 2), ember.OpError, r"reshape: invalid size -2 at index 0 .*>= -1"),
+    (lambda: ember.ones(4).repeat(-1), ember.OpError, "repeat: invalid size -1 .*non-negative"),
+])
+def test_shape_args_errors(fn, exc, match):
+    with pytest.raises(exc, match=match):
+        fn()

@@ -10,7 +10,7 @@ import threading
 
 import numpy
 
-__all__ = ["device", "array_module", "cpu", "ndarray_types", "rng", "manual_seed", "seed_state"]
+__all__ = ["device", "array_module", "cpu", "ndarray_types", "rng", "manual_seed"]
 
 ndarray_types: tuple = (numpy.ndarray,)
 _MODULE_OF_TYPE = {numpy.ndarray: numpy}
@@ -91,6 +91,44 @@ def manual_seed(seed: int):
     return _rng.generator
 
 
-def seed_state():
-    """The generator's state as a plain dict (to save and restore)."""
-    return _rng.generator.bit_generator.state
+
+# ---------------------------------------------------------------- array helpers with a CuPy twin
+def _is_cupy(xp) -> bool:
+    return getattr(xp, "__name__", "") == "cupy"
+
+
+def scatter_add_at(xp, out, index, values) -> None:
+    """``out[index] += values`` in place, repeated indices accumulating (NumPy's ``add.at``, CuPy's ``scatter_add``)."""
+    if _is_cupy(xp):
+        import cupyx
+        cupyx.scatter_add(out, index, values)
+    else:
+        xp.add.at(out, index, values)
+
+
+def broadcast_shapes(*shapes) -> tuple:
+    """The shape that ``shapes`` broadcast to (a ValueError when they don't); works on plain tuples for any backend."""
+    return numpy.broadcast_shapes(*shapes)
+
+
+try:   # NumPy >= 2 keeps its floating-point error state in a context variable: setting it is ~10x cheaper than errstate
+    from numpy._core._ufunc_config import _extobj_contextvar as _fp_state
+    with numpy.errstate(all="ignore"):
+        _FP_IGNORE = _fp_state.get()
+except (ImportError, AttributeError):   # pragma: no cover - older or future NumPy
+    _fp_state = None
+
+
+def quiet_call(fn, *args):
+    """``fn(*args)`` without NumPy's floating-point RuntimeWarnings (PyTorch lets inf and nan through silently).
+
+    Cheap enough for the hot path of ``+``, ``-`` and ``*``; CuPy never warns, so it is harmless there.
+    """
+    if _fp_state is None:   # pragma: no cover
+        with numpy.errstate(all="ignore"):
+            return fn(*args)
+    token = _fp_state.set(_FP_IGNORE)
+    try:
+        return fn(*args)
+    finally:
+        _fp_state.reset(token)

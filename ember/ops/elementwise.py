@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import operator
 
 from .. import dtypes as _dt
+from ..backend import quiet_call
 from ._util import Op, OpError, Tensor, _is_scalar, _wrap, describe, operands, sum_to, tensor_method
 
 __all__ = ["add", "sub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow", "neg", "cast",
@@ -60,7 +62,7 @@ def cast(x: Tensor, dtype) -> Tensor:
 class Add(Op):
     def forward(self, a, b):
         self.shapes = _shape(a), _shape(b)
-        return a + b
+        return quiet_call(operator.add, a, b)   # inf + -inf is nan without a warning, as PyTorch
 
     def backward(self, g):
         ea, eb = self.edges
@@ -70,7 +72,7 @@ class Add(Op):
 class Sub(Op):
     def forward(self, a, b):
         self.shapes = _shape(a), _shape(b)
-        return a - b
+        return quiet_call(operator.sub, a, b)
 
     def backward(self, g):
         ea, eb = self.edges
@@ -81,7 +83,7 @@ class Mul(Op):
     save_inputs = (0, 1)
 
     def forward(self, a, b):
-        return a * b
+        return quiet_call(operator.mul, a, b)
 
     def backward(self, g):
         a, b = self.saved_tensors
@@ -167,15 +169,21 @@ class _Compare(Op):
         return getattr(self.xp, self.ufunc)(a, b)
 
 
-def _compare_op(name, ufunc):
-    cls = type(name.capitalize(), (_Compare,), {"ufunc": ufunc})
+def _binary_op(name, ufunc, base, doc):
+    """A public function ``name(input, other)`` over a new ``base`` subclass that applies ``xp.<ufunc>``."""
+    cls = type(name.title().replace("_", ""), (base,), {"ufunc": ufunc, "name_": name})
 
     def fn(input, other):
         a, b = operands(input, other, name)
         return cls.apply(a, b)
     fn.__name__ = name
-    fn.__doc__ = f"Elementwise ``{ufunc}`` of two tensors (or a tensor and a scalar), broadcast; a bool tensor."
+    fn.__doc__ = doc.format(ufunc=ufunc)
     return fn
+
+
+def _compare_op(name, ufunc):
+    return _binary_op(name, ufunc, _Compare,
+                      "Elementwise ``{ufunc}`` of two tensors (or a tensor and a scalar), broadcast; a bool tensor.")
 
 
 eq = _compare_op("eq", "equal")
@@ -449,20 +457,14 @@ class _Bitwise(Op):
         return getattr(self.xp, self.ufunc)(a, b)
 
 
-def _bitwise_op(name, ufunc):
-    cls = type(name.title().replace("_", ""), (_Bitwise,), {"ufunc": ufunc, "name_": name})
-
-    def fn(input, other):
-        a, b = operands(input, other, name)
-        return cls.apply(a, b)
-    fn.__name__ = name
-    fn.__doc__ = f"Elementwise ``{ufunc}`` of integer or bool tensors, broadcast (``&``, ``|``, ``^`` on tensors)."
-    return fn
+def _bitwise_op(name):
+    return _binary_op(name, name, _Bitwise,
+                      "Elementwise ``{ufunc}`` of integer or bool tensors, broadcast (``&``, ``|``, ``^`` on tensors).")
 
 
-bitwise_and = tensor_method("bitwise_and", "__and__", "__rand__")(_bitwise_op("bitwise_and", "bitwise_and"))
-bitwise_or = tensor_method("bitwise_or", "__or__", "__ror__")(_bitwise_op("bitwise_or", "bitwise_or"))
-bitwise_xor = tensor_method("bitwise_xor", "__xor__", "__rxor__")(_bitwise_op("bitwise_xor", "bitwise_xor"))
+bitwise_and = tensor_method("bitwise_and", "__and__", "__rand__")(_bitwise_op("bitwise_and"))
+bitwise_or = tensor_method("bitwise_or", "__or__", "__ror__")(_bitwise_op("bitwise_or"))
+bitwise_xor = tensor_method("bitwise_xor", "__xor__", "__rxor__")(_bitwise_op("bitwise_xor"))
 
 
 class BitwiseNot(Op):

@@ -7,6 +7,7 @@ writes into ``x``'s array directly, so earlier views of ``x`` see the change.
 from __future__ import annotations
 
 from ..autograd.grad_mode import _state
+from ..backend import broadcast_shapes, scatter_add_at
 from ._util import Op, OpError, Tensor, _is_scalar, _wrap, sum_to, tensor_method
 
 __all__ = ["getitem", "setitem", "index_put", "nonzero", "select", "narrow", "take", "index_select", "masked_fill",
@@ -36,7 +37,7 @@ def _index_error(op: str, input: Tensor, index, e: Exception):
 
 class GetItem(Op):
     def forward(self, x, index):
-        self.in_shape, self.in_dtype = x.shape, x.dtype
+        self.in_shape = x.shape
         return x[index]
 
     def backward(self, g):
@@ -52,7 +53,7 @@ class IndexBackward(Op):
         if _is_basic(index):
             out[index] = g
         else:
-            xp.add.at(out, index, g)
+            scatter_add_at(xp, out, index, g)
         return out
 
     def backward(self, gg):
@@ -84,7 +85,7 @@ class IndexPut(Op):
         self.v_shape = getattr(v, "shape", ())
         out = x.copy()
         if accumulate:
-            self.xp.add.at(out, index, v)
+            scatter_add_at(self.xp, out, index, v)
         else:
             out[index] = v
         return out
@@ -115,7 +116,7 @@ def _put_value(input: Tensor, idx, value, op: str):
         if extra > 0 and all(s == 1 for s in vshape[:extra]):
             value, vshape = reshape(value, vshape[extra:]), vshape[extra:]
         try:
-            fits = xp.broadcast_shapes(vshape, target) == tuple(target)
+            fits = broadcast_shapes(vshape, target) == tuple(target)
         except ValueError:
             fits = False
         if not fits:
@@ -309,7 +310,7 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
     else:
         raise OpError(f"masked_fill: value must be a number or a 0-d tensor, got {type(value).__name__}")
     try:
-        input.xp.broadcast_shapes(mask.data.shape, input.data.shape)
+        broadcast_shapes(mask.data.shape, input.data.shape)
     except ValueError:
         raise OpError(f"masked_fill: mask of shape {tuple(mask.data.shape)} does not broadcast with the input "
                       f"of shape {tuple(input.data.shape)}") from None
@@ -333,7 +334,7 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     mask = _mask(mask, "masked_select")
     xp = input.xp
     try:
-        shape = xp.broadcast_shapes(mask.data.shape, input.data.shape)
+        shape = broadcast_shapes(mask.data.shape, input.data.shape)
     except ValueError:
         raise OpError(f"masked_select: mask of shape {tuple(mask.data.shape)} does not broadcast with the input "
                       f"of shape {tuple(input.data.shape)}") from None

@@ -154,9 +154,13 @@ class _Extreme(Op):
         axes, keepdim = self.attrs["axes"], self.attrs["keepdim"]
         shape = x.data.shape
         out = self.out_data if keepdim else self.out_data.reshape(_kept_shape(shape, axes))
-        hit = x.data == out
-        w = hit / hit.sum(axis=axes, keepdims=True)
-        return _kept(g, shape, axes, keepdim) * _wrap(w.astype(x.data.dtype))
+        return _kept(g, shape, axes, keepdim) * _tie_weights(x.data, out, axes)
+
+
+def _tie_weights(values, extreme, axes) -> Tensor:
+    """1/k where ``values`` equals the kept-dims ``extreme`` (k ties along ``axes``), else 0: ties share the grad."""
+    hit = values == extreme
+    return _wrap((hit / hit.sum(axis=axes, keepdims=True)).astype(values.dtype))
 
 
 class AMax(_Extreme):
@@ -379,9 +383,7 @@ class Norm(Op):
             return gk * sign
         out = _kept(self.output, shape, axes, keepdim)
         if math.isinf(p):
-            hit = self.xp.abs(xd) == out.data
-            w = hit / hit.sum(axis=axes, keepdims=True)
-            return gk * sign * _wrap(w.astype(xd.dtype))
+            return gk * sign * _tie_weights(self.xp.abs(xd), out.data, axes)
         zero = out == 0
         safe_out = _wh.where(zero, 1.0, out)
         if p == 2:

@@ -1,11 +1,12 @@
 """Gather and scatter along a dim: ``gather``, ``scatter``, ``scatter_add``, ``index_add`` and friends.
 
 Each is expressed as indexing with an open mesh of index arrays, so ``gather`` is a
-``GetItem`` (gradient: scatter-add with ``xp.add.at``) and the scatters are an
+``GetItem`` (gradient: scatter-add with ``backend.scatter_add_at``) and the scatters are an
 ``IndexPut`` (gradient to the source: the matching gather).
 """
 from __future__ import annotations
 
+from ..backend import broadcast_shapes
 from ._util import OpError, Tensor, _is_scalar, norm_axis, tensor_method
 from .index import _check_int_index, _check_range, _dim, _index_put, _rebase, getitem
 
@@ -152,7 +153,7 @@ def take_along_dim(input: Tensor, indices: Tensor, dim: int | None = None) -> Te
     xs, js = list(input.data.shape), list(indices.data.shape)
     xs[d] = js[d] = 1
     try:
-        b = list(xp.broadcast_shapes(tuple(xs), tuple(js)))
+        b = list(broadcast_shapes(tuple(xs), tuple(js)))
     except ValueError:
         raise OpError(f"take_along_dim: input {tuple(input.data.shape)} and indices {tuple(indices.data.shape)} "
                       f"don't broadcast outside dim {d}") from None

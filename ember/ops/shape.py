@@ -1,15 +1,38 @@
 """Shape ops: views and rearrangements of data, each with the inverse rearrangement as gradient."""
 from __future__ import annotations
 
+import operator
+
 from ._util import Op, OpError, Tensor, norm_axis, tensor_method
 
 __all__ = ["reshape", "view", "expand", "broadcast_to", "transpose", "permute", "unsqueeze", "squeeze"]
 
 
-def _shape_args(shape):
+def _shape_args(shape: tuple, op: str = "size", *, lowest: int | None = 0) -> tuple[int, ...]:
+    """Sizes given as ints or as one tuple/list/``ember.Size`` (``f(2, 3)`` or ``f((2, 3))``), as a tuple of ints.
+
+    ``shape`` is the caller's ``*args`` tuple. A value that is not an integer (``2.5``, ``True``, ``'3'``) raises a
+    TypeError naming ``op``, as PyTorch; one below ``lowest`` raises an OpError (reshape and expand pass ``lowest=-1``
+    for their -1; dim lists pass None, since negative dims count from the end).
+    """
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
+        shape = shape[0]
+    out = tuple(s if type(s) is int else _size_int(s, op, shape) for s in shape)
+    if lowest is not None:
+        for i, s in enumerate(out):
+            if s < lowest:
+                kind = "non-negative" if lowest == 0 else f">= {lowest}"
+                raise OpError(f"{op}: invalid size {s} at index {i} of {list(out)}: sizes must be {kind}")
+    return out
+
+
+def _size_int(s, op: str, shape) -> int:
+    if not isinstance(s, bool):
+        try:
+            return operator.index(s)
+        except TypeError:
+            pass
+    raise TypeError(f"{op}: sizes must be integers, got {s!r} ({type(s).__name__}) in {list(shape)}")
 
 
 class Reshape(Op):
@@ -24,7 +47,7 @@ class Reshape(Op):
 @tensor_method()
 def reshape(input: Tensor, *shape) -> Tensor:
     """Same data with a new shape (one dim may be -1)."""
-    shape = _shape_args(shape)
+    shape = _shape_args(shape, "reshape", lowest=-1)
     if shape == input.data.shape:
         return input
     size = input.data.size
@@ -38,12 +61,48 @@ def reshape(input: Tensor, *shape) -> Tensor:
     return Reshape.apply(input, shape=shape)
 
 
+class ViewDtype(Op):
+    """The same bytes read as another dtype (``torch.Tensor.view(dtype)``); not differentiable, as in PyTorch."""
+
+    differentiable = False
+    name_ = "view"
+
+    def forward(self, x, dtype):
+        return x.view(dtype.np)
+
+
+def _view_dtype(input: Tensor, dtype) -> Tensor:
+    from .. import dtypes as _dt
+    dtype = _dt.as_dtype(dtype)
+    x = input.data
+    old, new = x.dtype.itemsize, dtype.itemsize
+    if old != new:
+        what = f"to view {input.dtype} as {dtype} (different element sizes)"
+        if x.ndim == 0:
+            raise OpError(f"view: a 0-dim tensor has no last dim to resize {what}")
+        if x.shape[-1] != 1 and x.strides[-1] != old:
+            raise OpError(f"view: the last dim must be contiguous {what}, but its stride is "
+                          f"{x.strides[-1] // old} elements")
+        if new > old and x.shape[-1] % (new // old):
+            raise OpError(f"view: size of the last dim must be divisible by {new // old} {what}, "
+                          f"but got {x.shape[-1]} (shape {tuple(x.shape)})")
+    return ViewDtype.apply(input, dtype=dtype)
+
+
 @tensor_method()
-def view(input: Tensor, *shape) -> Tensor:
-    """Alias of :func:`reshape` (Ember's reshape already returns a view when it can)."""
-    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int)):
-        from .elementwise import cast
-        return cast(input, shape[0])
+def view(input: Tensor, *shape, dtype=None) -> Tensor:
+    """``view(*shape)``: alias of :func:`reshape` (a view when possible); ``view(dtype)``: the same bits as ``dtype``.
+
+    With a dtype of another element size the last dim shrinks or grows by the ratio, as in PyTorch.
+
+    >>> import ember
+    >>> ember.tensor([1.0, 2.0]).view(ember.int32)
+    tensor([1065353216, 1073741824], dtype=ember.int32)
+    """
+    if dtype is not None:
+        return _view_dtype(input, dtype)
+    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int)) and not hasattr(shape[0], "__index__"):
+        return _view_dtype(input, shape[0])
     return reshape(input, *shape)
 
 
@@ -60,7 +119,7 @@ class Expand(Op):
 @tensor_method("expand")
 def expand(input: Tensor, *shape) -> Tensor:
     """Broadcast to ``shape`` without copying (-1 keeps a dim)."""
-    shape = _shape_args(shape)
+    shape = _shape_args(shape, "expand", lowest=-1)
     lead = len(shape) - input.data.ndim
     if lead < 0:
         raise OpError(f"expand: the target shape {list(shape)} has fewer dims than the tensor "
@@ -95,7 +154,7 @@ class Permute(Op):
 @tensor_method()
 def permute(input: Tensor, *dims) -> Tensor:
     """Reorder dims: ``x.permute(0, 2, 1)``."""
-    dims = _shape_args(dims)
+    dims = _shape_args(dims, "permute", lowest=None)
     nd = input.data.ndim
     if len(dims) != nd:
         raise OpError(f"permute: got {len(dims)} dims {list(dims)} for a tensor with {nd} dims")
@@ -210,7 +269,7 @@ def repeat(input: Tensor, *sizes) -> Tensor:
     tensor([[1, 2, 1, 2],
             [1, 2, 1, 2]])
     """
-    sizes = _shape_args(sizes)
+    sizes = _shape_args(sizes, "repeat")
     shape = input.data.shape
     if len(sizes) < len(shape):
         raise OpError(f"repeat: number of repeat dims {list(sizes)} can not be smaller than the number of dims "
@@ -227,7 +286,7 @@ def repeat(input: Tensor, *sizes) -> Tensor:
 @tensor_method()
 def tile(input: Tensor, dims) -> Tensor:
     """Like :func:`repeat`, but fewer ``dims`` than tensor dims are padded with leading 1s (``torch.tile``)."""
-    dims = _shape_args((dims,) if isinstance(dims, int) else tuple(dims))
+    dims = _shape_args((dims,) if isinstance(dims, int) else tuple(dims), "tile")
     dims = (1,) * (input.data.ndim - len(dims)) + dims
     return repeat(input, dims)
 

@@ -426,7 +426,7 @@ def round(input: Tensor, decimals: int = 0) -> Tensor:  # noqa: A001  (PyTorch's
 
     >>> import ember
     >>> ember.tensor([0.5, 1.5, 2.5, -0.5]).round()
-    tensor([ 0.,  2.,  2., -0.])
+    tensor([0., 2., 2., -0.])
     """
     if input.data.dtype.kind == "b":
         raise OpError(f"round: not supported for bool tensors (input: {describe((input,))})")
