@@ -372,3 +372,16 @@ def test_pickle_roundtrip_without_setstate():
     assert not back.training and not back[1].training
     np.testing.assert_array_equal(back[0].weight.detach().numpy(), net[0].weight.detach().numpy())
     assert copy.deepcopy(net)[0].weight is not net[0].weight
+
+
+@pytest.mark.parametrize("kind", ["Sequential", "ModuleList"])
+def test_list_containers_grow_like_torch(kind):
+    def build(m):
+        c = getattr(m.nn, kind)([m.nn.ReLU()]) if kind == "ModuleList" else m.nn.Sequential(m.nn.ReLU())
+        c.append(m.nn.Linear(2, 3))
+        c.extend([m.nn.Tanh(), m.nn.Identity()])
+        c.insert(1, m.nn.Sigmoid())
+        return c
+    e, t = build(ember), build(torch)
+    assert repr(e) == repr(t)
+    assert [n for n, _ in e.named_parameters()] == [n for n, _ in t.named_parameters()]

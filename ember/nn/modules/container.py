@@ -18,7 +18,28 @@ def _index(idx, n: int, kind: str) -> int:
     return i % n
 
 
-class Sequential(Module):
+class _ListContainer(Module):
+    """Growing a list of modules registered under '0', '1', ...: shared by Sequential and ModuleList."""
+
+    def append(self, module: Module):
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module):
+        mods = list(self._modules.values())
+        mods.insert(index, module)
+        self.__dict__["_modules"] = {}
+        for i, m in enumerate(mods):
+            self.add_module(str(i), m)
+        return self
+
+
+class Sequential(_ListContainer):
     """Modules applied one after another: ``Sequential(Linear(784, 64), ReLU(), Linear(64, 10))``.
 
     Also accepts an ``OrderedDict`` of named modules; supports ``len``, indexing, slicing and ``append``.
@@ -60,30 +81,13 @@ class Sequential(Module):
         if all(k.isdigit() for k in self._modules):
             self.__dict__["_modules"] = {str(i): m for i, m in enumerate(self._modules.values())}
 
-    def append(self, module: Module) -> Sequential:
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules: Iterable[Module]) -> Sequential:
-        for m in modules:
-            self.append(m)
-        return self
-
-    def insert(self, index: int, module: Module) -> Sequential:
-        mods = list(self._modules.values())
-        mods.insert(index, module)
-        self.__dict__["_modules"] = {}
-        for i, m in enumerate(mods):
-            self.add_module(str(i), m)
-        return self
-
     def forward(self, input):
         for m in self._modules.values():
             input = m(input)
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_ListContainer):
     """A list of modules whose parameters are registered (use for layers applied in a loop)."""
 
     def __init__(self, modules: Iterable[Module] | None = None):
@@ -109,22 +113,6 @@ class ModuleList(Module):
         mods = list(self._modules.values())
         del mods[idx if isinstance(idx, slice) else _index(idx, len(self), "ModuleList")]
         self.__dict__["_modules"] = {str(i): m for i, m in enumerate(mods)}
-
-    def append(self, module: Module) -> ModuleList:
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules: Iterable[Module]) -> ModuleList:
-        for m in modules:
-            self.append(m)
-        return self
-
-    def insert(self, index: int, module: Module) -> None:
-        mods = list(self._modules.values())
-        mods.insert(index, module)
-        self.__dict__["_modules"] = {}
-        for i, m in enumerate(mods):
-            self.add_module(str(i), m)
 
     def __iadd__(self, modules):
         return self.extend(modules)
