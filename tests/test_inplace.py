@@ -123,3 +123,22 @@ def test_zero_dim_tensors_and_numpy_scalars_promote_like_torch(fn):
     e, t = _both(fn)
     assert e.dtype.name == str(t.dtype).replace("torch.", "")
     np.testing.assert_allclose(e.numpy().astype(float), t.numpy().astype(float))
+
+
+@pytest.mark.parametrize("write", [
+    lambda m, y: y.reshape(3, 2).mul_(m.tensor([[1., 2.], [3., 4.], [5., 6.]])),
+    lambda m, y: y.t()[0].mul_(5),
+    lambda m, y: y.permute(1, 0).add_(m.ones(3, 2)),
+    lambda m, y: y.transpose(0, 1)[1:].mul_(2),
+    lambda m, y: y.unsqueeze(0)[0, 1].sub_(4),
+], ids=["reshape", "t_then_index", "permute", "transpose_slice", "unsqueeze_index"])
+def test_recorded_write_through_view_chains_updates_the_base_like_torch(write):
+    res = []
+    for m in (ember, torch):
+        x = m.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+        y = x * 1
+        write(m, y)
+        (y * y).sum().backward()
+        res.append((y.detach().numpy(), x.grad.numpy()))
+    np.testing.assert_allclose(res[0][0], res[1][0])
+    np.testing.assert_allclose(res[0][1], res[1][1])

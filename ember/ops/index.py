@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..autograd.grad_mode import _state
 from ..backend import broadcast_shapes, scatter_add_at
 from ._util import Op, OpError, Tensor, _is_scalar, _wrap, sum_to, tensor_method
+from .shape import _root, permute, reshape
 
 __all__ = ["getitem", "setitem", "index_put", "nonzero", "select", "narrow", "take", "index_select", "masked_fill",
            "masked_select", "one_hot", "IndexOpError"]
@@ -74,7 +75,7 @@ def getitem(input: Tensor, index) -> Tensor:
     except (OpError, IndexError, ValueError, TypeError) as e:
         raise _index_error("index", input, index, e) from None
     if _is_basic(idx):
-        out._view_of = (input, idx)   # so that a recorded write into the view also rewrites the base
+        out._view_of = (input, "index", idx)   # so that a recorded write into the view also rewrites the base
     return out
 
 
@@ -137,23 +138,29 @@ def _index_put(input: Tensor, idx, values, accumulate: bool, op: str, shown=None
         raise
 
 
-def _root(a):
-    return a if a.base is None else a.base
-
-
 def _rebase(x: Tensor, out: Tensor) -> Tensor:
     """Make ``x`` hold ``out``: its data, and its graph node when one was recorded (an in-place op's result).
 
-    When ``x`` is a basic-index view of a tensor that still shares its memory, the write is
-    recorded on that base too (``base[view_index] = out``) and ``x`` becomes the new view, as in PyTorch.
+    When ``x`` views a tensor that still shares its memory (a basic index, ``reshape``, ``permute``...),
+    the write is recorded on that base too, and ``x`` becomes the same view of the new base, as in PyTorch.
     """
     if out.requires_grad:
         parent = getattr(x, "_view_of", None)
         view_of = None
         if parent is not None and _root(parent[0].data) is _root(x.data):
-            base, view_index = parent
-            setitem(base, view_index, out)
-            out = getitem(base, view_index)
+            base, kind, arg = parent
+            if kind == "index":
+                setitem(base, arg, out)
+                out = getitem(base, arg)
+            elif kind == "reshape":
+                _rebase(base, reshape(out, base.data.shape))
+                out = reshape(base, arg)
+            else:   # permute
+                inverse = [0] * len(arg)
+                for i, a in enumerate(arg):
+                    inverse[a] = i
+                _rebase(base, permute(out, inverse))
+                out = permute(base, arg)
             view_of = parent
         x.data, x._node, x._idx, x.requires_grad = out.data, out._node, out._idx, True
         x._view_of = view_of

@@ -8,6 +8,18 @@ from ._util import Op, OpError, Tensor, norm_axis, tensor_method
 __all__ = ["reshape", "view", "expand", "broadcast_to", "transpose", "permute", "unsqueeze", "squeeze"]
 
 
+def _as_view(out: Tensor, base: Tensor, kind: str, arg) -> Tensor:
+    """Remember that ``out`` views ``base``'s memory, so that an in-place op on ``out`` that records a
+    gradient rewrites ``base`` too (see ``index._rebase``), as in PyTorch."""
+    if out is not base and out.data.base is not None and _root(out.data) is _root(base.data):
+        out._view_of = (base, kind, arg)
+    return out
+
+
+def _root(a):
+    return a if a.base is None else a.base
+
+
 def _shape_args(shape: tuple, op: str = "size", *, lowest: int | None = 0) -> tuple[int, ...]:
     """Sizes given as ints or as one tuple/list/``ember.Size`` (``f(2, 3)`` or ``f((2, 3))``), as a tuple of ints.
 
@@ -58,7 +70,7 @@ def reshape(input: Tensor, *shape) -> Tensor:
     if shape.count(-1) > 1 or (-1 in shape and (known == 0 or size % known)) or (-1 not in shape and known != size):
         raise OpError(f"reshape: shape {list(shape)} is invalid for a tensor of {size} elements "
                       f"(shape {tuple(input.data.shape)})")
-    return Reshape.apply(input, shape=shape)
+    return _as_view(Reshape.apply(input, shape=shape), input, "reshape", shape)
 
 
 class ViewDtype(Op):
@@ -161,7 +173,7 @@ def permute(input: Tensor, *dims) -> Tensor:
     axes = tuple(norm_axis(d, nd, "permute") for d in dims)
     if len(set(axes)) != nd:
         raise OpError(f"permute: dims {list(dims)} repeat a dimension")
-    return Permute.apply(input, axes=axes)
+    return _as_view(Permute.apply(input, axes=axes), input, "permute", axes)
 
 
 @tensor_method()
@@ -175,7 +187,7 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
         return input
     axes = list(range(nd))
     axes[d0], axes[d1] = axes[d1], axes[d0]
-    return Permute.apply(input, axes=tuple(axes))
+    return _as_view(Permute.apply(input, axes=tuple(axes)), input, "permute", tuple(axes))
 
 
 @tensor_method()
@@ -392,7 +404,7 @@ def movedim(input: Tensor, source, destination) -> Tensor:
     axes = tuple(placed[i] if i in placed else next(rest) for i in range(nd))
     if axes == tuple(range(nd)):
         return input
-    return Permute.apply(input, axes=axes)
+    return _as_view(Permute.apply(input, axes=axes), input, "permute", axes)
 
 
 moveaxis = movedim
@@ -410,7 +422,10 @@ def t(input: Tensor) -> Tensor:
 
 def _reverse_dims(input: Tensor) -> Tensor:
     nd = input.data.ndim
-    return Permute.apply(input, axes=tuple(range(nd - 1, -1, -1))) if nd > 1 else input
+    if nd < 2:
+        return input
+    axes = tuple(range(nd - 1, -1, -1))
+    return _as_view(Permute.apply(input, axes=axes), input, "permute", axes)
 
 
 def _matrix_transpose(input: Tensor) -> Tensor:
