@@ -142,3 +142,12 @@ def test_recorded_write_through_view_chains_updates_the_base_like_torch(write):
         res.append((y.detach().numpy(), x.grad.numpy()))
     np.testing.assert_allclose(res[0][0], res[1][0])
     np.testing.assert_allclose(res[0][1], res[1][1])
+
+
+def test_modifying_a_saved_output_without_recording_is_detected():
+    x = ember.ones(3, requires_grad=True)
+    y = x.exp()
+    with ember.no_grad():
+        y.mul_(2)            # writes into the very array ExpBackward kept
+    with pytest.raises(RuntimeError, match="output, saved for the gradient, was modified"):
+        y.sum().backward()

@@ -105,6 +105,10 @@ class Op(Node):
         """The op's result, rebuilt from its saved array and attached to this node (no reference cycle)."""
         if self.freed:
             _raise_freed(self)
+        if self.out_vc[0] != self.out_version:
+            raise RuntimeError(
+                f"{type(self).__name__}: its output, saved for the gradient, was modified by an in-place operation "
+                f"(version {self.out_vc[0]}, expected {self.out_version}); use an out-of-place op or clone() it first")
         t = _wrap(self.out_data)
         t.requires_grad = True
         t._node = self
@@ -151,6 +155,8 @@ class Op(Node):
                     node.saved_versions = tuple(t._version if isinstance(t, Tensor) else None for t in saved)
                 if cls.save_output:
                     node.out_data = out
+                    node.out_vc = result._version_cell()
+                    node.out_version = node.out_vc[0]
                 result.requires_grad = True
                 result._node = node
         return result
