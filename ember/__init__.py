@@ -17,8 +17,10 @@ from .dtypes import (bool_, double, dtype, float16, float32, float64, get_defaul
 from .ops import *  # noqa: F401,F403
 from .serialization import load, save
 from .tensor import Size, Tensor
-from . import data, optim
-from . import nn  # noqa: E402
+
+# the packages built on the core: PyTorch style (nn, optim, data), Keras style (losses, metrics, ...)
+from . import data, nn, optim  # noqa: E402  (after Tensor and the ops they build on)
+from . import activations, initializers, losses, metrics, regularizers  # noqa: E402
 
 bool = bool_   # noqa: A001  (ember.bool, as torch.bool)
 float = float32  # noqa: A001
