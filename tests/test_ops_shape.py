@@ -278,3 +278,39 @@ def test_shape_args_accepts_ints_sequences_and_size():
 def test_shape_args_errors(fn, exc, match):
     with pytest.raises(exc, match=match):
         fn()
+
+
+def test_split_is_one_node_whose_unused_pieces_get_zero_gradient():
+    x = ember.randn(3, 7, dtype=ember.float64, requires_grad=True)
+    pieces = x.split([2, 0, 5], dim=1)
+    assert len({id(p.grad_fn) for p in pieces}) == 1
+    (pieces[2] ** 2).sum().backward()
+    expected = np.zeros((3, 7))
+    expected[:, 2:] = 2 * x.detach().numpy()[:, 2:]
+    np.testing.assert_allclose(x.grad.numpy(), expected)
+
+
+def test_split_second_order_and_unbind_match_torch():
+    xs = np.random.default_rng(0).standard_normal((4, 3))
+    res = []
+    for m in (ember, torch):
+        x = m.tensor(xs, requires_grad=True)
+        a, b = x.chunk(2, dim=0)
+        rows = x.unbind(1)
+        y = (a.exp() * b).sum() + (rows[0] * rows[2]).sum()
+        (g,) = m.autograd.grad(y, x, create_graph=True)
+        (g2,) = m.autograd.grad((g ** 2).sum(), x)
+        res.append((g.detach().numpy(), g2.numpy()))
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-12)
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-12)
+
+
+def test_inplace_write_into_a_split_piece_is_seen_by_saved_tensors():
+    x = ember.ones(4, requires_grad=True)
+    h = x * 1
+    y = (h * h).sum()
+    a, _ = h.split(2)
+    with ember.no_grad():
+        a.mul_(3)
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        y.backward()

@@ -135,24 +135,12 @@ class Op(Node):
             if isinstance(e, OpError):
                 raise
             raise OpError(f"{cls.op_name()}: {e} (inputs: {describe(inputs)})") from e
-        if type(out) not in ndarray_types:
-            out = xp.asarray(out)
-        result = _wrap(out)
-        base = out.base
-        if base is not None and first is not None and (base is first or base is first.base):
-            result._vc = first_t._version_cell()   # a view: in-place changes to either show in both
+        if type(out) is tuple:
+            return _apply_multi(node, inputs, out, first, first_t)
+        result = _adopt(out, xp, first, first_t)
+        out = result.data
         if _state.enabled and cls.differentiable and out.dtype.kind == "f":
-            edges = None
-            for i, t in enumerate(inputs):
-                if isinstance(t, Tensor) and t.requires_grad:
-                    if edges is None:
-                        edges = [None] * len(inputs)
-                    edges[i] = (t._node, t._idx) if t._node is not None else _leaf_edge(t)
-            if edges is not None:
-                node.edges = edges
-                if cls.save_inputs:
-                    saved = node.saved = tuple(inputs[i] for i in cls.save_inputs)
-                    node.saved_versions = tuple(t._version if isinstance(t, Tensor) else None for t in saved)
+            if _record_edges(node, inputs):
                 if cls.save_output:
                     node.out_data = out
                     node.out_vc = result._version_cell()
@@ -160,6 +148,51 @@ class Op(Node):
                 result.requires_grad = True
                 result._node = node
         return result
+
+
+def _adopt(out, xp, first, first_t) -> Tensor:
+    """Wrap an op's result array; a view of the first input shares its version counter (in-place
+    changes to either show in both, and are caught by ops that saved the other)."""
+    if type(out) not in ndarray_types:
+        out = xp.asarray(out)
+    result = _wrap(out)
+    base = out.base
+    if base is not None and first is not None and (base is first or base is first.base):
+        result._vc = first_t._version_cell()
+    return result
+
+
+def _record_edges(node, inputs) -> bool:
+    """Point the node at the inputs that need gradients; False when none does (nothing to record)."""
+    edges = None
+    for i, t in enumerate(inputs):
+        if isinstance(t, Tensor) and t.requires_grad:
+            if edges is None:
+                edges = [None] * len(inputs)
+            edges[i] = (t._node, t._idx) if t._node is not None else _leaf_edge(t)
+    if edges is None:
+        return False
+    node.edges = edges
+    if node.save_inputs:
+        saved = node.saved = tuple(inputs[i] for i in node.save_inputs)
+        node.saved_versions = tuple(t._version if isinstance(t, Tensor) else None for t in saved)
+    return True
+
+
+def _apply_multi(node, inputs, outs, first, first_t):
+    """The tail of ``Op.apply`` for an op whose forward returns a tuple of arrays (e.g. ``split``).
+
+    Each output is a tensor of its own attached to the one node; ``backward`` receives one gradient
+    per output (zeros for outputs that were not used).
+    """
+    results = [_adopt(o, node.xp, first, first_t) for o in outs]
+    if _state.enabled and type(node).differentiable and all(r.data.dtype.kind == "f" for r in results) \
+            and _record_edges(node, inputs):
+        node.n_outputs = len(results)
+        node.out_meta = [(r.data.shape, r.data.dtype) for r in results]
+        for i, r in enumerate(results):
+            r.requires_grad, r._node, r._idx = True, node, i
+    return tuple(results)
 
 
 def _leaf_edge(t: Tensor):

@@ -136,11 +136,24 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
             raise OpError(f"split: split_size must be positive (0 only for an empty dim), got {size} for dim {d} "
                           f"of size {n}")
         sizes = [size] * (n // size) + ([n % size] if n % size else []) if n else [0]
-    out, start = [], 0
-    for s in sizes:
-        out.append(_slice_dim(tensor, d, start, start + s))
-        start += s
-    return tuple(out)
+    if len(sizes) == 1:
+        return (_slice_dim(tensor, d, 0, n),)
+    return Split.apply(tensor, sizes=tuple(sizes), dim=d)
+
+
+class Split(Op):
+    """Cut ``x`` along ``dim`` into views of the given sizes; one node for all pieces, so the
+    backward is a single concatenation of their gradients (unused pieces contribute zeros)."""
+
+    def forward(self, x, sizes, dim):
+        cuts, start = [], 0
+        for s in sizes[:-1]:
+            start += s
+            cuts.append(start)
+        return tuple(self.xp.split(x, cuts, axis=dim))
+
+    def backward(self, *grads):
+        return cat(list(grads), self.attrs["dim"])
 
 
 @tensor_method()
@@ -160,14 +173,15 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
 
 @tensor_method()
 def unbind(input: Tensor, dim: int = 0) -> tuple:
-    """The slices along ``dim``, with that dim removed."""
-    from .index import getitem
+    """The slices along ``dim``, with that dim removed (one split node: the backward is one stack)."""
+    from .shape import squeeze
     shape = input.data.shape
     if not shape:
         raise OpError("unbind: expected a tensor with at least one dimension, got a 0-d tensor")
     d = norm_axis(dim, len(shape), "unbind")
-    lead = (slice(None),) * d
-    return tuple(getitem(input, lead + (i,)) for i in range(shape[d]))
+    if shape[d] == 0:
+        return ()
+    return tuple(squeeze(p, d) for p in split(input, 1, d))
 
 
 class ConstantPad(Op):
