@@ -20,7 +20,8 @@ from .tensor import Size, Tensor
 
 # the packages built on the core: PyTorch style (nn, optim, data), Keras style (losses, metrics, ...)
 from . import data, nn, optim  # noqa: E402  (after Tensor and the ops they build on)
-from . import activations, initializers, losses, metrics, regularizers  # noqa: E402
+from . import activations, initializers, layers, losses, metrics, models, regularizers  # noqa: E402
+from .models import Model, Sequential  # noqa: E402
 
 bool = bool_   # noqa: A001  (ember.bool, as torch.bool)
 float = float32  # noqa: A001
