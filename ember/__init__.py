@@ -20,8 +20,9 @@ from .tensor import Size, Tensor
 
 # the packages built on the core: PyTorch style (nn, optim, data), Keras style (losses, metrics, ...)
 from . import data, nn, optim  # noqa: E402  (after Tensor and the ops they build on)
-from . import activations, initializers, layers, losses, metrics, models, regularizers  # noqa: E402
+from . import activations, callbacks, initializers, layers, losses, metrics, models, regularizers  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
+from . import keras  # noqa: E402  (tf.keras-style aliases)
 
 bool = bool_   # noqa: A001  (ember.bool, as torch.bool)
 float = float32  # noqa: A001

@@ -46,3 +46,19 @@ def test_notes_pytorch_example_runs_with_only_imports_changed():
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "loss before training" in res.stdout
+
+
+@pytest.mark.slow
+def test_notes_keras_examples_run_with_only_imports_changed():
+    src = (ROOT / "examples" / "keras_notes_examples.py").read_text()
+    notes = next((ROOT.parent / "shared" / "seeds").glob("004_*.txt"), None)
+    if notes is not None:
+        text = notes.read_text()
+        for line in ("layers.Dense(64, activation='relu', input_shape=(784,)),", "model.fit(train_data, train_labels, "
+                     "epochs=10)", "model.add(Dense(units=64, activation='relu', input_shape=(input_dim,)))",
+                     "loss='sparse_categorical_crossentropy',"):
+            assert line in text and line in src
+    res = subprocess.run([sys.executable, str(ROOT / "examples" / "keras_notes_examples.py")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "categorical model: loss" in res.stdout

@@ -10,6 +10,7 @@ from ..layers.layer import Layer
 from ..layers.symbolic import KerasTensor, flatten_structure, pack_structure
 from ..nn.module import Module
 from .summary import summary as _summary
+from .training import Trainer
 
 __all__ = ["Model"]
 
@@ -50,7 +51,7 @@ def _with_training(layer, kwargs: dict, training) -> dict:
     return {**kwargs, "training": training}
 
 
-class Model(Layer):
+class Model(Trainer, Layer):
     """A trainable group of layers (Keras' ``Model``), functional or subclassed.
 
     >>> import ember
