@@ -22,7 +22,10 @@ from .tensor import Size, Tensor
 from . import data, nn, optim  # noqa: E402  (after Tensor and the ops they build on)
 from . import activations, callbacks, initializers, layers, losses, metrics, models, regularizers  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
+from . import saving  # noqa: E402
+from .saving import load_model, register_serializable  # noqa: E402
 from . import keras  # noqa: E402  (tf.keras-style aliases)
+from . import plot  # noqa: E402  (training curves and layer graphs, matplotlib)
 
 bool = bool_   # noqa: A001  (ember.bool, as torch.bool)
 float = float32  # noqa: A001

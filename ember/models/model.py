@@ -144,3 +144,44 @@ class Model(Trainer, Layer):
     def summary(self, print_fn=print, line_length: int = 80) -> None:
         """Print the layers, their output shapes and parameter counts (total, trainable, non-trainable)."""
         _summary(self, print_fn, line_length)
+
+    # ------------------------------------------------------------ saving (see ember.saving)
+    def get_config(self) -> dict:
+        """A functional model's layers and connections (plain data); a subclassed model's own arguments."""
+        if not self.is_functional:
+            return super().get_config()
+        from ..saving.config import functional_config
+        return functional_config(self)
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: dict | None = None):
+        if "layers" in config and "input_layers" in config:
+            from ..saving.config import functional_from_config
+            return functional_from_config(cls, config, custom_objects)
+        return super().from_config(config)
+
+    def to_json(self, **kwargs) -> str:
+        """The architecture as a JSON string (no weights); rebuild it with ``ember.models.model_from_json``."""
+        from ..saving.config import to_json
+        return to_json(self, **kwargs)
+
+    def to_yaml(self, **kwargs) -> str:
+        """The architecture as YAML (``yaml.safe_dump``); rebuild it with ``ember.models.model_from_yaml``."""
+        from ..saving.config import to_yaml
+        return to_yaml(self, **kwargs)
+
+    def save_weights(self, filepath: str, overwrite: bool = True) -> None:
+        """Write the weights to ``filepath``: ``.weights.h5`` (HDF5) or ``.safetensors``, chosen by suffix."""
+        from ..saving.weights import save_weights
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath: str) -> None:
+        """Load weights written by :meth:`save_weights`; names and shapes must match this model."""
+        from ..saving.weights import load_weights
+        load_weights(self, filepath)
+
+    def save(self, filepath: str, overwrite: bool = True) -> None:
+        """Save everything (architecture, weights, compile settings, optimizer state) to a ``.ember`` archive;
+        ``ember.models.load_model`` brings it back ready to go on training."""
+        from ..saving.archive import save_model
+        save_model(self, filepath, overwrite=overwrite)

@@ -65,6 +65,7 @@ class Sequential(Model):
     def _extend_shapes(self, layers) -> None:
         """Build ``layers`` on stand-in data from the last known output, recording each output shape."""
         kt = self._last
+        self.__dict__.setdefault("_build_input_shape", kt.shape)
         for layer in layers:
             kt = layer._symbolic_call((kt,), {}, record=False) if isinstance(layer, Layer) \
                 else infer_output(layer, (kt,))
@@ -84,5 +85,20 @@ class Sequential(Model):
         return x
 
     def get_config(self) -> dict:
-        return {**super().get_config(),
-                "layers": [{"class_name": type(la).__name__, "config": la.get_config()} for la in self._layers]}
+        from ..saving.config import serialize_layer
+        cfg = {"name": self.name, "trainable": self.trainable, "layers": [serialize_layer(la) for la in self._layers]}
+        if "_build_input_shape" in self.__dict__:
+            cfg["build_input_shape"] = list(self._build_input_shape)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: dict | None = None):
+        from ..layers.symbolic import Input
+        from ..saving.config import deserialize_layer
+        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
+        shape = config.get("build_input_shape")
+        if shape is not None:
+            model.add(Input(shape=tuple(shape[1:]), batch_size=shape[0]))
+        for entry in config.get("layers", []):
+            model.add(deserialize_layer(entry, custom_objects))
+        return model
