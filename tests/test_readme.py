@@ -15,6 +15,6 @@ def _commands():
 def test_readme_has_exactly_two_commands_and_ci_runs_the_test_one():
     cmds = _commands()
     assert len(cmds) == 2, cmds
-    assert "examples/train_digits.py" in cmds[0]
+    assert "-m ember train" in cmds[0]
     assert "pytest" in cmds[1]
     assert cmds[1] in (ROOT / ".ci" / "run").read_text()

@@ -4,6 +4,12 @@
 1797 8x8 images of the digits 0-9; E. Alpaydin and C. Kaynak, UCI Machine Learning Repository,
 https://doi.org/10.24432/C50P49, licensed CC BY 4.0), bundled as ``datasets/digits.csv.gz`` in
 the form scikit-learn ships it: one image per row, 64 pixel values in 0..16, then the label.
+
+``load_breast_cancer`` reads the Breast Cancer Wisconsin (Diagnostic) data set (569 tumours, 30 real-valued
+features computed from a digitized image of a fine needle aspirate; W. Wolberg, O. Mangasarian, N. Street and
+W. Street, UCI Machine Learning Repository, https://doi.org/10.24432/C5DW2B, licensed CC BY 4.0), bundled as
+``datasets/breast_cancer.csv.gz`` exactly as scikit-learn ships it: a header line ``569,30,malignant,benign``,
+then one tumour per row, 30 features, then the label (0 malignant, 1 benign).
 """
 from __future__ import annotations
 
@@ -17,9 +23,10 @@ from ..backend import array_module, rng
 from ..creation import tensor
 from ..tensor import Tensor, _wrap
 
-__all__ = ["load_digits", "train_test_split"]
+__all__ = ["load_digits", "load_breast_cancer", "train_test_split"]
 
 _DIGITS = os.path.join(os.path.dirname(__file__), "datasets", "digits.csv.gz")
+_BREAST_CANCER = os.path.join(os.path.dirname(__file__), "datasets", "breast_cancer.csv.gz")
 
 
 @functools.lru_cache(maxsize=1)
@@ -39,6 +46,30 @@ def load_digits(as_numpy: bool = False):
     ((1797, 64), (1797,), 1.0, 9)
     """
     X, y = _read_digits()
+    if as_numpy:
+        return X.copy(), y.copy()
+    return tensor(X), tensor(y)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_breast_cancer():
+    with gzip.open(_BREAST_CANCER, "rt") as f:
+        raw = numpy.loadtxt(f, delimiter=",", dtype=numpy.float64, skiprows=1)
+    return raw[:, :-1].astype(numpy.float32), raw[:, -1].astype(numpy.int64)
+
+
+def load_breast_cancer(as_numpy: bool = False):
+    """Breast Cancer Wisconsin (Diagnostic): ``X`` float32 of shape (569, 30), unscaled, ``y`` int64 (1 benign).
+
+    The features span very different ranges (areas in the hundreds, smoothness near 0.1): standardize them
+    with the training split's mean and standard deviation before training. Returns ember tensors, or NumPy
+    arrays with ``as_numpy=True``.
+
+    >>> X, y = load_breast_cancer(as_numpy=True)
+    >>> X.shape, y.shape, int(y.sum())
+    ((569, 30), (569,), 357)
+    """
+    X, y = _read_breast_cancer()
     if as_numpy:
         return X.copy(), y.copy()
     return tensor(X), tensor(y)
