@@ -239,3 +239,22 @@ def test_loss_subclass_with_call():
     assert loss.name == "doubled"
     assert loss([[1.0, 2.0]], [[2.0, 2.0]]).item() == pytest.approx(1.0)
     assert Doubled.from_config(loss.get_config()).reduction == "sum"
+
+
+def test_sparse_ce_fast_path_equals_the_general_path():
+    """Integer labels with logits take one fused op; value and gradients equal the general formula."""
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((6, 4))
+    labels = rng.integers(0, 4, 6)
+    loss = ember.losses.SparseCategoricalCrossentropy(from_logits=True)
+    a = ember.tensor(logits, requires_grad=True)
+    fast = loss(ember.tensor(labels), a)
+    fast.backward()
+    b = ember.tensor(logits, requires_grad=True)
+    general = loss.__class__.__mro__[1].__call__(loss, ember.tensor(labels), b)   # the base Loss path
+    general.backward()
+    assert fast.grad_fn.name() != general.grad_fn.name()
+    np.testing.assert_allclose(fast.item(), general.item(), rtol=1e-12)
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-14)
+    with pytest.raises(ember.OpError, match="target value 9 is out of bounds for 4 classes"):
+        loss(ember.tensor([0, 9, 1, 1, 1, 1]), ember.tensor(logits))

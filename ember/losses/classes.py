@@ -8,6 +8,7 @@ tensor(0.6931)
 from __future__ import annotations
 
 from . import functions as fn
+from ..tensor import Tensor
 from .loss import LossFunctionWrapper
 
 __all__ = ["MeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError",
@@ -171,6 +172,16 @@ class SparseCategoricalCrossentropy(_Fixed):
                          from_logits=bool(from_logits), ignore_class=ignore_class)
         self.from_logits = bool(from_logits)
         self.ignore_class = ignore_class
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if (self.from_logits and sample_weight is None and self.ignore_class is None and self.dtype is None
+                and self.reduction == "sum_over_batch_size" and isinstance(y_true, Tensor)
+                and isinstance(y_pred, Tensor) and y_pred.ndim == 2 and y_true.ndim == 1
+                and y_true.data.dtype.kind in "iu" and y_pred.data.dtype.kind == "f"):
+            # the common case of training a classifier: one fused cross-entropy op (same value and gradient)
+            from ..nn import functional as F
+            return F.cross_entropy(y_pred, y_true)
+        return super().__call__(y_true, y_pred, sample_weight)
 
     def call(self, y_true, y_pred):
         return self.fn(y_true, y_pred, **self._fn_kwargs)   # no rank fix: y_true has one dim fewer than y_pred
