@@ -316,3 +316,21 @@ def test_subclassed_model_and_nn_module_train_with_fit():
         h = model.fit(X[:500], y[:500], epochs=3, verbose=0)
         assert h.history["loss"][-1] < h.history["loss"][0]
         assert model.predict(X[:7], verbose=0).shape == (7, 10)
+
+
+def test_nn_modules_and_an_nn_loss_train_inside_sequential_fit():
+    import ember.nn as nn
+    from ember import layers
+    ember.manual_seed(0)
+    X = np.random.default_rng(0).standard_normal((256, 5)).astype(np.float32)
+    y = (X[:, 0] - X[:, 1] > 0).astype(np.int64)
+    linear = nn.Linear(5, 16)
+    before = linear.weight.detach().numpy().copy()
+    model = ember.Sequential([linear, nn.ReLU(), layers.Dense(2)])
+    model.compile(optimizer="adam", loss=nn.CrossEntropyLoss(), metrics=["accuracy"])
+    hist = model.fit(X, y, epochs=30, batch_size=32, verbose=0)
+    assert hist.history["loss"][-1] < 0.6 * hist.history["loss"][0]
+    assert hist.history["accuracy"][-1] > 0.9
+    assert not np.allclose(linear.weight.detach().numpy(), before)
+    with pytest.raises(ValueError, match="sample_weight/class_weight need a Keras-style loss"):
+        model.fit(X, y, epochs=1, verbose=0, sample_weight=np.ones(256, np.float32))

@@ -138,6 +138,9 @@ class CompileLoss:
     def _wrap(identifier):
         if identifier is None:
             return None
+        from ..nn.module import Module
+        if isinstance(identifier, Module):
+            return _ModuleLoss(identifier)
         fn = _losses.get(identifier)
         return fn if isinstance(fn, _losses.Loss) else _losses.LossFunctionWrapper(fn)
 
@@ -218,3 +221,19 @@ def track(mean: _metrics.Mean, value, weight: int) -> None:
 def first_dim(struct) -> int:
     leaves = flatten_structure(struct)
     return int(leaves[0].shape[0]) if leaves and _shape(leaves[0]) else 1
+
+
+class _ModuleLoss(_losses.Loss):
+    """A PyTorch-style loss module (``nn.CrossEntropyLoss()``) used by ``compile``: it takes
+    ``(input, target)`` where Keras passes ``(y_true, y_pred)``, and reduces by itself."""
+
+    def __init__(self, module):
+        import re
+        super().__init__(name=re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(module).__name__).lower())
+        self.module = module
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            raise ValueError(f"{type(self.module).__name__}: sample_weight/class_weight need a Keras-style loss "
+                             "(ember.losses), which weights each sample; this module reduces by itself")
+        return self.module(y_pred, _losses.loss.to_tensor(y_true))
