@@ -62,3 +62,12 @@ def test_notes_keras_examples_run_with_only_imports_changed():
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "categorical model: loss" in res.stdout
+
+
+@pytest.mark.slow
+def test_notes_assignment_single_and_multi_layer_classifiers():
+    mod = runpy.run_path(str(ROOT / "examples" / "assignment_classifiers.py"))
+    acc = mod["main"]()
+    assert acc[("digits", "mlp")] >= 0.97
+    assert acc[("digits", "single_layer")] >= 0.9
+    assert acc[("breast_cancer", "mlp")] >= 0.95 and acc[("breast_cancer", "single_layer")] >= 0.95
