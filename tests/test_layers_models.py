@@ -203,3 +203,22 @@ def test_merge_layers_check_their_inputs():
     with pytest.raises(ember.OpError, match="list of at least 2 inputs"):
         layers.Multiply()(ember.ones(2, 3))
     np.testing.assert_allclose(layers.Average()([ember.ones(2), ember.full((2,), 3.0)]).numpy(), [2, 2])
+
+
+def test_any_nn_module_is_a_layer_of_a_functional_model():
+    from ember import nn
+    inp = layers.Input((5,))
+    lin = nn.Linear(5, 16)
+    h = nn.Dropout(0.5)(nn.ReLU()(lin(inp)))
+    out = layers.Dense(2)(h)
+    model = ember.Model(inp, out)
+    assert [la.name for la in model.layers] == ["linear", "re_lu", "dropout", "dense"]
+    assert [n for n, _ in model.named_parameters()][:2] == ["linear.weight", "linear.bias"]
+    x = ember.randn(3, 5)
+    expected = model.layers[3](ember.relu(lin(x)))
+    np.testing.assert_allclose(model(x).detach().numpy(), expected.detach().numpy(), rtol=1e-6)
+    model.train()
+    assert lin.training and model.layers[2].training
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert any("linear (Linear)" in ln and "(None, 16)" in ln and "96" in ln for ln in lines)

@@ -55,6 +55,21 @@ def infer_output(fn, args, kwargs=None):
     return pack_structure(outs[0], kts)
 
 
+def symbolic_module_call(module, args, kwargs):
+    """A PyTorch-style ``nn.Module`` called on KerasTensors: named like a layer, probed in eval mode and
+    recorded as a node, so that any module works as a layer of a functional model."""
+    if "name" not in module.__dict__:
+        module.__dict__["name"] = unique_name(_snake(type(module).__name__))
+    was = module.training
+    module.train(False)
+    try:
+        result = infer_output(module, args, kwargs)
+    finally:
+        module.train(was)
+    Node(module, args, kwargs, result)
+    return result
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 

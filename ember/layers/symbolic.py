@@ -16,6 +16,8 @@ __all__ = ["KerasTensor", "Node", "Input", "InputLayer", "is_keras_tensor", "fla
 class KerasTensor:
     """A placeholder for a tensor in a functional model: ``shape`` (with ``None`` dims), ``dtype``, history."""
 
+    _is_symbolic = True    # lets any ember.nn.Module notice it is being called on one
+
     def __init__(self, shape, dtype=None, name: str | None = None, node: "Node | None" = None, index: int = 0):
         self.shape = tuple(None if s is None else int(s) for s in shape)
         self.dtype = _dt.as_dtype(dtype) if dtype is not None else _dt.get_default_dtype()

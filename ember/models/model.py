@@ -86,6 +86,7 @@ class Model(Trainer, Layer):
                 raise ValueError(f"Model: two different layers are named {layer.name!r}; layer names must be unique")
             if existing is None:
                 self.add_module(layer.name, layer)
+        self.train(self.training)     # PyTorch-style modules inside start in the model's (inference) mode
         d["built"] = True
 
     @property

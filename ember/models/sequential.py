@@ -47,6 +47,7 @@ class Sequential(Model):
             raise ValueError(f"Sequential {self.name!r}: a layer named {name!r} is already in the model; layer "
                              "names must be unique")
         self.add_module(name, layer)
+        layer.train(self.training)    # a PyTorch-style module starts in the model's (inference) mode
         self._layers.append(layer)
         if self._last is None and isinstance(layer, Layer) and layer._batch_input_shape is not None:
             self.__dict__["_last"] = KerasTensor(layer._batch_input_shape, layer.dtype)

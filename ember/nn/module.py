@@ -77,6 +77,10 @@ class Module:
 
     # ------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
+        if args and getattr(args[0], "_is_symbolic", False):
+            # called on a symbolic Input: this module joins a functional model as a layer
+            from ..layers.layer import symbolic_module_call
+            return symbolic_module_call(self, args, kwargs)
         if not self._forward_hooks and not self._forward_pre_hooks:
             return self.forward(*args, **kwargs)
         for hook in list(self._forward_pre_hooks):
