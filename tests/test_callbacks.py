@@ -442,3 +442,25 @@ def test_fit_runs_with_callbacks_end_to_end(tmp_path):
     assert len(open(tmp_path / "log.csv").read().splitlines()) == 5
     best = ember.load(str(tmp_path / "best.safetensors"))
     assert set(best) == set(model.state_dict())
+
+
+def test_early_stopping_restores_the_best_epoch_in_a_real_fit():
+    """After fit, the model evaluates at the best epoch's validation loss (the restore really happened)."""
+    import numpy as np
+
+    import ember
+    from ember import layers
+    ember.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((120, 8)).astype(np.float32)
+    y = (x[:, :1] + 0.5 * rng.standard_normal((120, 1))).astype(np.float32)     # noisy: it overfits
+    xv = rng.standard_normal((40, 8)).astype(np.float32)
+    yv = (xv[:, :1] + 0.5 * rng.standard_normal((40, 1))).astype(np.float32)
+    model = ember.Sequential([layers.Input((8,)), layers.Dense(64, activation="relu"), layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    stop = ember.callbacks.EarlyStopping(patience=3, restore_best_weights=True)
+    hist = model.fit(x, y, epochs=200, batch_size=16, validation_data=(xv, yv), callbacks=[stop], verbose=0)
+    assert len(hist.history["val_loss"]) < 200                       # it did stop early
+    best = min(hist.history["val_loss"])
+    assert hist.history["val_loss"][-1] > best                       # the last epoch was worse...
+    assert abs(model.evaluate(xv, yv, verbose=0) - best) < 1e-5      # ...but the model is at the best one
