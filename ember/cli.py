@@ -9,12 +9,13 @@ schedule; flags win over the file.
 """
 from __future__ import annotations
 
+from .utils.atomic import atomic_write
+
 import argparse
 import datetime
 import json
 import os
 import sys
-import tempfile
 
 import numpy  # data preparation only: standardizing features
 
@@ -137,10 +138,8 @@ def _run_folder(out: str | None) -> str:
 
 
 def _write_text(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
+    with atomic_write(path) as tmp, open(tmp, "w") as f:
         f.write(text)
-    os.replace(tmp, path)
 
 
 def _optional(module: str, attr: str):

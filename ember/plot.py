@@ -11,8 +11,8 @@ when a picture is drawn (``pip install 'ember-dl[plot]'``).
 """
 from __future__ import annotations
 
-import os
-import tempfile
+from .utils.atomic import atomic_write
+
 from dataclasses import dataclass, field
 
 __all__ = ["history", "model", "layer_graph", "LayerBox"]
@@ -29,19 +29,8 @@ def _figure(width: float, height: float):
 
 def _save(fig, path) -> None:
     """Save ``fig`` as a PNG at ``path`` atomically: a temporary file in the same folder, then a rename."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", bbox_inches="tight")
-        os.chmod(tmp, 0o644)                   # mkstemp makes it private; a picture is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, ".png") as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
 
 
 # ---------------------------------------------------------------- training curves

@@ -8,8 +8,9 @@ tensor([1., 1.])
 """
 from __future__ import annotations
 
+from .utils.atomic import atomic_write
+
 import os
-import tempfile
 
 from .tensor import Tensor
 
@@ -37,18 +38,9 @@ def save(tensors: dict, path: str, metadata: dict | None = None) -> None:
         if not hasattr(a, "dtype") or not hasattr(a, "shape"):
             raise TypeError(f"save: value of {k!r} must be a tensor or array, got {type(v).__name__}")
         arrays[k] = a.get() if hasattr(a, "get") else a
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".safetensors")
-    os.close(fd)
-    try:
+    with atomic_write(path, ".safetensors") as tmp:
         st.save_file({k: a.copy(order="C") for k, a in arrays.items()}, tmp,
                      metadata={str(k): str(v) for k, v in (metadata or {}).items()})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load(path: str) -> dict:

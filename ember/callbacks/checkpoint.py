@@ -9,9 +9,10 @@ written by ``model.save`` and ``.h5`` weights by ``model.save_weights``. Every f
 """
 from __future__ import annotations
 
+from ..utils.atomic import atomic_write
+
 import json
 import os
-import tempfile
 import warnings
 
 import numpy as np
@@ -269,13 +270,5 @@ def _model_config(model):
 
 
 def _write_json(path: str, data: dict) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, ".json") as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)

@@ -7,11 +7,12 @@ then moved into place, so a crash never leaves half an archive under the real na
 """
 from __future__ import annotations
 
+from ..utils.atomic import atomic_write
+
 import datetime
 import inspect
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 
@@ -134,19 +135,9 @@ def save_model(model, path: str, overwrite: bool = True) -> None:
         arrays, info = _optimizer_state(model.optimizer)
         members["optimizer.safetensors"] = st.save(arrays)
         members["optimizer.json"] = json.dumps(info).encode()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".ember")
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            for name, data in members.items():
-                z.writestr(name, data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, ".ember") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
 
 
 def _read_members(path: str) -> dict:

@@ -5,8 +5,9 @@ file that doesn't fit leaves the model as it was and the error says which weight
 """
 from __future__ import annotations
 
+from ..utils.atomic import atomic_write
+
 import os
-import tempfile
 
 import numpy
 
@@ -54,21 +55,11 @@ def save_weights(model, path: str, overwrite: bool = True) -> None:
         _st_save(arrays, path, metadata={"format": "ember.weights"})
         return
     h5py = _h5py()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".h5")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = "ember.weights"
-            group = f.create_group("weights")
-            for k, a in arrays.items():
-                group.create_dataset(k.replace("/", "\\"), data=a)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, ".h5") as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = "ember.weights"
+        group = f.create_group("weights")
+        for k, a in arrays.items():
+            group.create_dataset(k.replace("/", "\\"), data=a)
 
 
 def read_h5(path: str) -> dict:
