@@ -1,0 +1,1 @@
+"""Small shared utilities: printing tensors, atomic file writes."""
