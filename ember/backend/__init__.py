@@ -132,3 +132,19 @@ def quiet_call(fn, *args):
         return fn(*args)
     finally:
         _fp_state.reset(token)
+
+
+def conv_windows(xp, x, kernel: tuple, stride: tuple, dilation: tuple, out_hw: tuple):
+    """Read-only strided view ``(N, C, OH, OW, KH, KW)`` of an NCHW array: every kernel window, no copy.
+
+    ``view[n, c, y, x, i, j] = x[n, c, y*sh + i*dh, x*sw + j*dw]``. The CuPy twin is the same call to
+    ``cupy.lib.stride_tricks.as_strided`` (which has no ``writeable`` flag; don't write through it).
+    """
+    n, c = x.shape[:2]
+    sn, sc, sh, sw = x.strides
+    shape = (n, c, *out_hw, *kernel)
+    strides = (sn, sc, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1])
+    if _is_cupy(xp):
+        from cupy.lib.stride_tricks import as_strided
+        return as_strided(x, shape=shape, strides=strides)
+    return numpy.lib.stride_tricks.as_strided(x, shape=shape, strides=strides, writeable=False)

@@ -5,12 +5,14 @@ Importing this package binds the ops as Tensor methods and operators (``x.exp()`
 from __future__ import annotations
 
 from ..tensor import Tensor
-from . import activation, elementwise, index, linalg, reduce, shape, softmax, unary, where  # noqa: F401
+from . import activation, elementwise, index, linalg, pool, reduce, shape, softmax, unary, where  # noqa: F401
 from ._util import TENSOR_METHODS
 from .activation import *  # noqa: F401,F403
+from .conv import *  # noqa: F401,F403
 from .elementwise import *  # noqa: F401,F403
 from .index import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
+from .pool import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .softmax import *  # noqa: F401,F403

@@ -1,0 +1,425 @@
+"""Pooling and resizing: max/average pooling 1-D and 2-D, adaptive pooling, ``interpolate``.
+
+Windows are strided views of the (padded) input (``backend.conv_windows``), never Python loops over
+output positions. Max pooling picks each window's first maximum (as PyTorch) and is a gather at
+those flat indices; its gradient is the matching scatter, and the two ops are each other's
+gradient, so double backward works. Average pooling is a linear map whose adjoint spreads each
+gradient evenly over its window; again the two are each other's gradient.
+"""
+from __future__ import annotations
+
+import math
+
+from ..backend import conv_windows
+from ._util import Op, OpError, Tensor, _wrap
+
+__all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+           "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate"]
+
+
+def _pair(v, n: int, name: str, op: str) -> tuple:
+    if isinstance(v, (list, tuple)):
+        if len(v) == 1:
+            v = tuple(v) * n
+        if len(v) != n:
+            raise OpError(f"{op}: {name} must be an int or a tuple of {n} ints, got {v!r}")
+        return tuple(int(a) for a in v)
+    return (int(v),) * n
+
+
+def _out_size(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    """PyTorch's ``pooling_output_shape``: with ceil_mode the last window must start inside input or left pad."""
+    out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _as4d(input: Tensor, spatial: int, op: str):
+    """``input`` as an (N, C, H, W) tensor (1-D ops get H = 1) and a function restoring the caller's layout."""
+    from .shape import reshape
+    nd = input.data.ndim
+    if nd not in (spatial + 1, spatial + 2) or any(s == 0 for s in input.data.shape[-spatial - 1:]):
+        want = "(C, L) or (N, C, L)" if spatial == 1 else "(C, H, W) or (N, C, H, W)"
+        raise OpError(f"{op}: expected a {spatial + 1}-D or {spatial + 2}-D input {want} with non-zero channel and "
+                      f"spatial sizes, got shape {tuple(input.data.shape)}")
+    shape = tuple(input.data.shape)
+    lead = shape[:-spatial]
+    x = reshape(input, ((-1,) + shape[-spatial - 1:-spatial] + (1,) * (2 - spatial) + shape[-spatial:]))
+
+    def restore(t: Tensor) -> Tensor:
+        return reshape(t, lead + tuple(t.data.shape[4 - spatial:]))
+    return x, restore
+
+
+def _geometry(input: Tensor, x: Tensor, spatial: int, kernel_size, stride, padding, dilation, ceil_mode, op):
+    """Validated kernel, stride, padding, dilation and output size, all as (H, W) pairs."""
+    k = _pair(kernel_size, spatial, "kernel_size", op)
+    s = k if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) else \
+        _pair(stride, spatial, "stride", op)
+    p = _pair(padding, spatial, "padding", op)
+    d = _pair(dilation, spatial, "dilation", op)
+    if min(k) < 1 or min(s) < 1 or min(d) < 1 or min(p) < 0:
+        raise OpError(f"{op}: kernel_size, stride and dilation must be positive and padding non-negative, got "
+                      f"kernel_size={k}, stride={s}, padding={p}, dilation={d}")
+    for ki, pi, di in zip(k, p, d):
+        if pi > ki / 2:
+            raise OpError(f"{op}: padding should be at most half of the kernel size (as in PyTorch), got "
+                          f"padding={p}, kernel_size={k}")
+    if spatial == 1:
+        k, s, p, d = (1,) + k, (1,) + s, (0,) + p, (1,) + d
+    hw = x.data.shape[2:]
+    out = tuple(_out_size(n, ki, si, pi, di, ceil_mode) for n, ki, si, pi, di in zip(hw, k, s, p, d))
+    if min(out) < 1:
+        raise OpError(f"{op}: the {'padded ' if max(p) else ''}input of shape {tuple(input.data.shape)} is smaller "
+                      f"than the {'dilated ' if max(d) > 1 else ''}kernel {k[2 - spatial:]}: output size would be "
+                      f"{out[2 - spatial:]}; use a smaller kernel_size or more padding")
+    return k, s, p, d, out
+
+
+def _padded(xp, x, k, s, p, d, out, fill):
+    """``x`` padded by ``p`` with ``fill`` on the left and enough on the right for every window (ceil_mode)."""
+    right = [max(pi, (o - 1) * si + di * (ki - 1) + 1 - n - pi) for n, ki, si, pi, di, o in
+             zip(x.shape[2:], k, s, p, d, out)]
+    if not any(p) and not any(right):
+        return x
+    return xp.pad(x, ((0, 0), (0, 0), (p[0], right[0]), (p[1], right[1])), constant_values=fill)
+
+
+# ---------------------------------------------------------------- gather / scatter at flat spatial indices
+class _Gather(Op):
+    """``out[n, c, i, j] = x[n, c].flat[idx[n, c, i, j]]``; memory: the output only."""
+
+    name_ = "pool_gather"
+
+    def forward(self, x, idx):
+        self.in_shape = x.shape
+        n, c = x.shape[:2]
+        flat = x.reshape(n, c, -1)
+        return self.xp.take_along_axis(flat, idx.reshape(n, c, -1), axis=-1).reshape(idx.shape)
+
+    def backward(self, g):
+        return _Scatter.apply(g, idx=self.attrs["idx"], shape=self.in_shape)
+
+
+class _Scatter(Op):
+    """The adjoint of ``_Gather``: each gradient added at its flat index (repeats accumulate).
+
+    Memory: the input-shaped result plus one int64 index per output element (``bincount``).
+    """
+
+    name_ = "pool_scatter"
+
+    def forward(self, g, idx, shape):
+        xp = self.xp
+        m = shape[0] * shape[1]
+        hw = shape[2] * shape[3]
+        flat = (idx.reshape(m, -1) + xp.arange(m, dtype=idx.dtype)[:, None] * hw).reshape(-1)
+        out = xp.bincount(flat, weights=g.reshape(-1), minlength=m * hw)
+        return out.astype(g.dtype, copy=False).reshape(shape)
+
+    def backward(self, g):
+        return _Gather.apply(g, idx=self.attrs["idx"])
+
+
+def _window_argmax(xp, x, k, s, p, d, out):
+    """Flat (h * W + w) index of each window's first maximum, shape (N, C, OH, OW).
+
+    Memory: one copy of the windows, N*C*OH*OW*KH*KW elements, for the argmax.
+    """
+    fill = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
+    win = conv_windows(xp, _padded(xp, x, k, s, p, d, out, fill), k, s, d, out)
+    kk = win.reshape(win.shape[:4] + (-1,)).argmax(axis=-1)
+    h = xp.arange(out[0])[:, None] * s[0] - p[0] + (kk // k[1]) * d[0]
+    w = xp.arange(out[1]) * s[1] - p[1] + (kk % k[1]) * d[1]
+    height, width = x.shape[2:]
+    # a window holding only -inf may pick a padding cell: clip it to a real one of the same value
+    return xp.clip(h, 0, height - 1) * width + xp.clip(w, 0, width - 1)
+
+
+def _max_pool(input, spatial, kernel_size, stride, padding, dilation, ceil_mode, return_indices, op):
+    x, restore = _as4d(input, spatial, op)
+    k, s, p, d, out = _geometry(input, x, spatial, kernel_size, stride, padding, dilation, ceil_mode, op)
+    idx = _window_argmax(x.xp, x.data, k, s, p, d, out)
+    y = restore(_Gather.apply(x, idx=idx))
+    if return_indices:
+        return y, restore(_wrap(idx.astype("int64", copy=False)))
+    return y
+
+
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """2-D max pooling over an (N, C, H, W) or (C, H, W) input, as ``torch.nn.functional.max_pool2d``.
+
+    ``stride`` defaults to ``kernel_size``; padding counts as -inf. The gradient goes to each window's
+    first maximum. ``return_indices=True`` also returns the flat ``h * W + w`` index of each maximum.
+    Memory: the output plus one copy of all windows (N*C*OH*OW*KH*KW) for the argmax.
+
+    >>> import ember
+    >>> ember.max_pool2d(ember.arange(16.).reshape(1, 1, 4, 4), 2)
+    tensor([[[[ 5.,  7.],
+              [13., 15.]]]])
+    """
+    return _max_pool(input, 2, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool2d")
+
+
+def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """1-D max pooling over an (N, C, L) or (C, L) input, as ``torch.nn.functional.max_pool1d``.
+
+    Memory: the output plus one copy of all windows (N*C*OL*K).
+    """
+    return _max_pool(input, 1, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool1d")
+
+
+# ---------------------------------------------------------------- average pooling
+def _divisor(xp, dtype, hw, k, s, p, out, count_include_pad, divisor_override):
+    """The (OH, OW) divisor of each window, as PyTorch: windows are clipped to the padded input, and with
+    ``count_include_pad=False`` to the input itself."""
+    if divisor_override is not None:
+        return xp.asarray(float(divisor_override), dtype=dtype)
+    sizes = []
+    for n, ki, si, pi, o in zip(hw, k, s, p, out):
+        start = xp.arange(o) * si - pi
+        end = xp.minimum(start + ki, n + pi)
+        if not count_include_pad:
+            start, end = xp.maximum(start, 0), xp.minimum(end, n)
+        sizes.append(end - start)
+    return (sizes[0][:, None] * sizes[1][None, :]).astype(dtype)
+
+
+class _AvgPool(Op):
+    """Window sums over a strided view of the zero-padded input, divided by each window's divisor.
+
+    Memory: the output (plus a padded copy of the input when padding or ceil_mode needs one).
+    """
+
+    name_ = "avg_pool"
+
+    def forward(self, x, k, s, p, out, div):
+        xp = self.xp
+        self.in_hw = x.shape[2:]
+        win = conv_windows(xp, _padded(xp, x, k, s, p, (1, 1), out, 0), k, s, (1, 1), out)
+        return win.sum(axis=(-2, -1)) / div
+
+    def backward(self, g):
+        return _AvgPoolT.apply(g, **self.attrs, in_hw=self.in_hw)
+
+
+class _AvgPoolT(Op):
+    """The adjoint of ``_AvgPool``: each gradient divided by its divisor and added over its window.
+
+    A loop over the KH*KW kernel offsets (each a strided slice add over all positions at once): overlapping
+    windows need accumulation, which a strided view cannot write. Memory: one zero-padded input-sized buffer.
+    """
+
+    name_ = "avg_pool_backward"
+
+    def forward(self, g, k, s, p, out, div, in_hw):
+        xp = self.xp
+        gd = g / div
+        height, width = in_hw
+        bh = max(height + 2 * p[0], (out[0] - 1) * s[0] + k[0])
+        bw = max(width + 2 * p[1], (out[1] - 1) * s[1] + k[1])
+        buf = xp.zeros(g.shape[:2] + (bh, bw), dtype=g.dtype)
+        for i in range(k[0]):
+            for j in range(k[1]):
+                buf[:, :, i:i + (out[0] - 1) * s[0] + 1:s[0], j:j + (out[1] - 1) * s[1] + 1:s[1]] += gd
+        return xp.ascontiguousarray(buf[:, :, p[0]:p[0] + height, p[1]:p[1] + width])
+
+    def backward(self, g):
+        a = self.attrs
+        return _avg_pool_apply(g, a["k"], a["s"], a["p"], a["out"], a["div"])
+
+
+def _avg_pool_apply(x: Tensor, k, s, p, out, div) -> Tensor:
+    return _AvgPool.apply(x, k=k, s=s, p=p, out=out, div=div)
+
+
+def _avg_pool(input, spatial, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, op):
+    x, restore = _as4d(input, spatial, op)
+    k, s, p, _, out = _geometry(input, x, spatial, kernel_size, stride, padding, 1, ceil_mode, op)
+    if divisor_override is not None and divisor_override == 0:
+        raise OpError(f"{op}: divisor_override must be non-zero")
+    div = _divisor(x.xp, x.data.dtype, x.data.shape[2:], k, s, p, out, count_include_pad, divisor_override)
+    return restore(_avg_pool_apply(x, k, s, p, out, div))
+
+
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override=None) -> Tensor:
+    """2-D average pooling over an (N, C, H, W) or (C, H, W) input, as ``torch.nn.functional.avg_pool2d``.
+
+    Zero padding counts in the divisor unless ``count_include_pad=False``; ``divisor_override`` replaces it.
+    Memory: the output (plus a padded copy of the input when padding or ceil_mode needs one).
+
+    >>> import ember
+    >>> ember.avg_pool2d(ember.arange(16.).reshape(1, 1, 4, 4), 2)
+    tensor([[[[ 2.5000,  4.5000],
+              [10.5000, 12.5000]]]])
+    """
+    return _avg_pool(input, 2, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                     "avg_pool2d")
+
+
+def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    """1-D average pooling over an (N, C, L) or (C, L) input, as ``torch.nn.functional.avg_pool1d``."""
+    return _avg_pool(input, 1, kernel_size, stride, padding, ceil_mode, count_include_pad, None, "avg_pool1d")
+
+
+# ---------------------------------------------------------------- adaptive pooling
+def _adaptive_sizes(input: Tensor, x: Tensor, output_size, spatial: int, op: str) -> tuple:
+    out = list(output_size) if isinstance(output_size, (list, tuple)) else [output_size] * spatial
+    if len(out) != spatial:
+        raise OpError(f"{op}: output_size must be an int or a tuple of {spatial}, got {output_size!r}")
+    hw = x.data.shape[2 + (2 - spatial):]
+    out = [hw[i] if o is None else int(o) for i, o in enumerate(out)]
+    if min(out) < 1:
+        raise OpError(f"{op}: output_size must be positive, got {output_size!r} for input {tuple(input.data.shape)}")
+    return (1,) * (2 - spatial) + tuple(out)
+
+
+def _bounds(xp, n: int, o: int):
+    """PyTorch's adaptive windows: ``start = floor(i * n / o)``, ``end = ceil((i + 1) * n / o)``."""
+    i = xp.arange(o)
+    return (i * n) // o, ((i + 1) * n + o - 1) // o
+
+
+def _adaptive_avg(input, output_size, spatial, op):
+    from .linalg import matmul
+    from .reduce import mean
+    from .shape import transpose
+    x, restore = _as4d(input, spatial, op)
+    out = _adaptive_sizes(input, x, output_size, spatial, op)
+    xp, dtype = x.xp, x.data.dtype
+    if out == (1, 1):
+        return restore(mean(x, (-2, -1), keepdim=True))
+    mats = []
+    for n, o in zip(x.data.shape[2:], out):
+        start, end = _bounds(xp, n, o)
+        j = xp.arange(n)
+        inside = (j >= start[:, None]) & (j < end[:, None])
+        mats.append(_wrap((inside / (end - start)[:, None]).astype(dtype)))
+    y = x if out[0] == x.data.shape[2] else matmul(mats[0], x)
+    y = y if out[1] == x.data.shape[3] else matmul(y, transpose(mats[1], 0, 1))
+    return restore(y)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    """Average pooling to a fixed (OH, OW) output, as ``torch.nn.functional.adaptive_avg_pool2d``.
+
+    Window ``i`` covers ``[floor(i*H/OH), ceil((i+1)*H/OH))``, so sizes need not divide. Computed as two
+    small averaging-matrix products ``A_h @ x @ A_w.T``: memory OH*H + OW*W for the matrices plus the
+    N*C*OH*W intermediate; time N*C*(OH*H*W + OH*OW*W). Output (1, 1) is a plain mean.
+
+    >>> import ember
+    >>> ember.adaptive_avg_pool2d(ember.arange(6.).reshape(1, 1, 2, 3), 1)
+    tensor([[[[2.5000]]]])
+    """
+    return _adaptive_avg(input, output_size, 2, "adaptive_avg_pool2d")
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
+    """Average pooling to a fixed output length, as ``torch.nn.functional.adaptive_avg_pool1d``."""
+    return _adaptive_avg(input, output_size, 1, "adaptive_avg_pool1d")
+
+
+def _adaptive_max(input, output_size, return_indices, spatial, op):
+    x, restore = _as4d(input, spatial, op)
+    out = _adaptive_sizes(input, x, output_size, spatial, op)
+    xp, a = x.xp, x.data
+    pos = []
+    for n, o in zip(a.shape[2:], out):
+        start, end = _bounds(xp, n, o)
+        kmax = int((end - start).max())
+        # every window padded to the longest by repeating its last cell (never changes the first maximum)
+        pos.append(xp.minimum(start[:, None] + xp.arange(kmax), end[:, None] - 1))
+    ph, pw = pos
+    win = a[:, :, ph[:, None, :, None], pw[None, :, None, :]]          # (N, C, OH, OW, KH, KW) copy
+    kk = win.reshape(win.shape[:4] + (-1,)).argmax(axis=-1)
+    kw = pw.shape[1]
+    rows = ph[xp.arange(out[0])[:, None], kk // kw]
+    cols = pw[xp.arange(out[1]), kk % kw]
+    idx = rows * a.shape[3] + cols
+    y = restore(_Gather.apply(x, idx=idx))
+    if return_indices:
+        return y, restore(_wrap(idx.astype("int64", copy=False)))
+    return y
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
+    """Max pooling to a fixed (OH, OW) output, as ``torch.nn.functional.adaptive_max_pool2d``.
+
+    Windows as in :func:`adaptive_avg_pool2d`. Memory: one gathered copy of all windows,
+    N*C*OH*OW*KH*KW with KH, KW the largest window sizes.
+    """
+    return _adaptive_max(input, output_size, return_indices, 2, "adaptive_max_pool2d")
+
+
+def adaptive_max_pool1d(input: Tensor, output_size, return_indices: bool = False):
+    """Max pooling to a fixed output length, as ``torch.nn.functional.adaptive_max_pool1d``."""
+    return _adaptive_max(input, output_size, return_indices, 1, "adaptive_max_pool1d")
+
+
+# ---------------------------------------------------------------- interpolate
+def _source_index(xp, n: int, o: int, scale, mode: str, align_corners: bool):
+    """Source coordinates of each output row/column, as PyTorch's upsample kernels compute them."""
+    i = xp.arange(o)
+    if mode == "nearest":
+        sc = xp.float32(n / o if scale is None else 1.0 / scale)
+        return xp.minimum(xp.floor(i.astype(xp.float32) * sc).astype(xp.int64), n - 1)
+    if align_corners:
+        return i * ((n - 1) / (o - 1) if o > 1 else 0.0)
+    sc = n / o if scale is None else 1.0 / scale
+    return xp.maximum((i + 0.5) * sc - 0.5, 0.0)
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
+                align_corners: bool | None = None) -> Tensor:
+    """Resize an (N, C, H, W) input, as ``torch.nn.functional.interpolate`` for modes 'nearest' and 'bilinear'.
+
+    Give exactly one of ``size`` (int or (OH, OW)) and ``scale_factor`` (float or pair; the output is
+    ``floor(H * scale)``). Built from differentiable ``index_select`` along H then W, so memory is the
+    N*C*OH*W intermediate plus the output (bilinear: two of each, blended).
+
+    >>> import ember
+    >>> ember.interpolate(ember.tensor([[[[1., 2.]]]]), scale_factor=2).shape
+    ember.Size([1, 1, 2, 4])
+    """
+    from .index import index_select
+    if mode not in ("nearest", "bilinear"):
+        raise OpError(f"interpolate: mode {mode!r} is not supported; expected 'nearest' or 'bilinear'")
+    if mode == "nearest" and align_corners is not None:
+        raise OpError("interpolate: align_corners option can only be set with the interpolating mode 'bilinear'")
+    if input.data.ndim != 4:
+        raise OpError(f"interpolate: expected a 4-D (N, C, H, W) input for mode {mode!r}, got shape "
+                      f"{tuple(input.data.shape)}")
+    if (size is None) == (scale_factor is None):
+        raise OpError("interpolate: give exactly one of size and scale_factor")
+    hw = input.data.shape[2:]
+    if size is not None:
+        out = _pair(size, 2, "size", "interpolate")
+        scales = (None, None)
+    else:
+        scales = tuple(float(v) for v in (scale_factor if isinstance(scale_factor, (list, tuple))
+                                          else (scale_factor,) * 2))
+        if len(scales) != 2:
+            raise OpError(f"interpolate: scale_factor must be a float or a pair, got {scale_factor!r}")
+        out = tuple(int(math.floor(n * f)) for n, f in zip(hw, scales))
+    if min(out) < 1:
+        raise OpError(f"interpolate: output size {out} must be positive (input {tuple(input.data.shape)})")
+    xp = input.xp
+    y = input
+    for axis, n, o, sc in zip((2, 3), hw, out, scales):
+        if o == n and (sc is None or sc == 1.0):
+            continue
+        src = _source_index(xp, n, o, sc, mode, bool(align_corners))
+        if mode == "nearest":
+            y = index_select(y, axis, _wrap(src))
+            continue
+        i0 = xp.minimum(xp.floor(src).astype(xp.int64), n - 1)
+        i1 = xp.minimum(i0 + 1, n - 1)
+        lam = (src - i0).astype(input.data.dtype)
+        lam = lam[:, None] if axis == 2 else lam
+        y = index_select(y, axis, _wrap(i0)) * _wrap(1 - lam) + index_select(y, axis, _wrap(i1)) * _wrap(lam)
+    return y

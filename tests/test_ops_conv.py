@@ -1,0 +1,150 @@
+"""Convolutions: forward and gradient parity with PyTorch, float64 gradchecks, second derivatives, errors."""
+import numpy as np
+import pytest
+import torch
+
+import ember
+from helpers.opcheck import Arr, check_op
+
+F = torch.nn.functional
+
+
+def _c2(**kw):
+    return (lambda *a: ember.conv2d(*a, **kw)), (lambda *a: F.conv2d(*a, **kw))
+
+
+def _c1(**kw):
+    return (lambda *a: ember.conv1d(*a, **kw)), (lambda *a: F.conv1d(*a, **kw))
+
+
+def _ct(**kw):
+    return (lambda *a: ember.conv_transpose2d(*a, **kw)), (lambda *a: F.conv_transpose2d(*a, **kw))
+
+
+# (name, (ember_fn, torch_fn), input specs)
+CONV2D = [
+    ("basic", _c2(), [(2, 3, 5, 7), (4, 3, 3, 3), (4,)]),
+    ("nobias", _c2(), [(2, 3, 5, 7), (4, 3, 3, 3)]),
+    ("batch1", _c2(), [(1, 2, 5, 7), (3, 2, 3, 2), (3,)]),
+    ("unbatched", _c2(padding=1), [(2, 5, 4), (3, 2, 3, 3), (3,)]),
+    ("stride2", _c2(stride=2), [(2, 2, 5, 7), (3, 2, 3, 3), (3,)]),
+    ("stride_tuple", _c2(stride=(1, 2), padding=(0, 1)), [(1, 2, 5, 7), (3, 2, 2, 3)]),
+    ("pad1", _c2(padding=1), [(2, 2, 5, 7), (3, 2, 3, 3), (3,)]),
+    ("pad_stride2", _c2(padding=1, stride=2), [(1, 2, 5, 7), (2, 2, 3, 3), (2,)]),
+    ("same", _c2(padding="same"), [(2, 2, 5, 7), (3, 2, 3, 3), (3,)]),
+    ("same_even_kernel", _c2(padding="same"), [(1, 2, 5, 7), (3, 2, 2, 4)]),
+    ("same_dilated", _c2(padding="same", dilation=2), [(1, 2, 5, 7), (2, 2, 3, 2), (2,)]),
+    ("valid", _c2(padding="valid"), [(1, 2, 5, 7), (2, 2, 3, 3)]),
+    ("dilation2", _c2(dilation=2), [(2, 2, 5, 7), (3, 2, 2, 3), (3,)]),
+    ("dilation_stride_pad", _c2(dilation=2, stride=2, padding=1), [(1, 2, 5, 7), (2, 2, 3, 3), (2,)]),
+    ("groups2", _c2(groups=2), [(2, 4, 5, 7), (6, 2, 3, 3), (6,)]),
+    ("groups2_all", _c2(groups=2, stride=2, padding=1, dilation=2), [(1, 4, 5, 7), (2, 2, 3, 2), (2,)]),
+    ("depthwise", _c2(groups=3, padding=1), [(2, 3, 5, 7), (3, 1, 3, 3), (3,)]),
+    ("depthwise_mult2", _c2(groups=3, padding="same"), [(1, 3, 5, 7), (6, 1, 3, 3)]),
+    ("pointwise", _c2(), [(2, 3, 5, 7), (4, 3, 1, 1), (4,)]),
+    ("kernel_full", _c2(), [(1, 2, 3, 3), (2, 2, 3, 3)]),
+    ("weight_only", _c2(), [Arr(np.ones((1, 2, 5, 5)), grad=False), (2, 2, 3, 3)]),
+    ("input_only", _c2(padding=1), [(1, 2, 5, 5), Arr(np.ones((2, 2, 3, 3)), grad=False)]),
+]
+
+CONV1D = [
+    ("basic", _c1(), [(2, 3, 7), (4, 3, 3), (4,)]),
+    ("batch1_nobias", _c1(), [(1, 2, 7), (3, 2, 2)]),
+    ("unbatched", _c1(padding=1), [(2, 7), (3, 2, 3)]),
+    ("stride_pad_dil", _c1(stride=2, padding=1, dilation=2), [(2, 2, 9), (3, 2, 3), (3,)]),
+    ("same", _c1(padding="same"), [(2, 2, 7), (3, 2, 4), (3,)]),
+    ("valid_groups", _c1(padding="valid", groups=2), [(2, 4, 7), (4, 2, 3)]),
+    ("depthwise", _c1(groups=3, padding=1), [(1, 3, 7), (3, 1, 3), (3,)]),
+]
+
+CONVT = [
+    ("basic", _ct(), [(2, 3, 5, 7), (3, 4, 3, 3), (4,)]),
+    ("nobias_batch1", _ct(), [(1, 2, 5, 7), (2, 3, 3, 2)]),
+    ("unbatched", _ct(stride=2), [(2, 3, 4), (2, 3, 3, 3), (3,)]),
+    ("stride2", _ct(stride=2), [(2, 2, 5, 7), (2, 3, 3, 3), (3,)]),
+    ("stride2_pad1_outpad1", _ct(stride=2, padding=1, output_padding=1), [(1, 2, 5, 7), (2, 3, 3, 3), (3,)]),
+    ("stride_tuple", _ct(stride=(2, 1), padding=(1, 0), output_padding=(1, 0)), [(1, 2, 5, 7), (2, 2, 3, 2)]),
+    ("dilation2", _ct(dilation=2, padding=1), [(2, 2, 5, 7), (2, 3, 3, 3), (3,)]),
+    ("dilation_outpad", _ct(dilation=2, stride=1, output_padding=1), [(1, 2, 5, 7), (2, 2, 2, 3)]),
+    ("groups2", _ct(groups=2, stride=2, padding=1), [(2, 4, 5, 7), (4, 3, 3, 3), (6,)]),
+    ("depthwise", _ct(groups=3, stride=2), [(1, 3, 5, 7), (3, 1, 3, 3), (3,)]),
+    ("kernel4_stride2", _ct(stride=2, padding=1), [(1, 2, 3, 3), (2, 2, 4, 4), (2,)]),
+]
+
+CASES = ([(f"conv2d_{n}", *fns, s) for n, fns, s in CONV2D] + [(f"conv1d_{n}", *fns, s) for n, fns, s in CONV1D]
+         + [(f"conv_transpose2d_{n}", *fns, s) for n, fns, s in CONVT])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name,ef,tf,specs", CASES, ids=[c[0] for c in CASES])
+def test_conv_ops(name, ef, tf, specs):
+    check_op(ef, tf, specs, atol=1e-4)
+
+
+@pytest.mark.parametrize("fn,shapes", [
+    (lambda x, w, b: ember.conv2d(x, w, b, stride=2, padding=1, dilation=(1, 2), groups=2),
+     [(1, 2, 4, 5), (2, 1, 2, 2), (2,)]),
+    (lambda x, w, b: ember.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2),
+     [(1, 2, 3, 3), (2, 1, 2, 2), (2,)]),
+    (lambda x, w, b: ember.conv1d(x, w, b, padding="same"), [(1, 2, 5), (2, 2, 3), (2,)]),
+], ids=["conv2d", "conv_transpose2d", "conv1d"])
+def test_conv_gradgradcheck(fn, shapes):
+    rng = np.random.default_rng(0)
+    inputs = [ember.tensor(rng.standard_normal(s), requires_grad=True) for s in shapes]
+    assert ember.autograd.gradgradcheck(fn, inputs)
+
+
+def test_conv_double_backward_matches_torch():
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 4, 5, 7)), rng.standard_normal((4, 2, 3, 3))
+    results = []
+    for lib, conv in ((ember, ember.conv2d), (torch, F.conv2d)):
+        xt, wt = lib.tensor(x, requires_grad=True), lib.tensor(w, requires_grad=True)
+        y = conv(xt, wt, stride=2, padding=1, groups=2)
+        gx, gw = lib.autograd.grad((y * y).sum(), (xt, wt), create_graph=True)
+        results.append([g.detach().numpy() for g in lib.autograd.grad((gx * gx).sum() + (gw ** 3).sum(), (xt, wt))])
+    for e, t in zip(*results):
+        np.testing.assert_allclose(e, t, rtol=1e-8, atol=1e-8)
+
+
+def test_conv2d_no_grad_and_dtype():
+    x, w = ember.randn(1, 2, 5, 5, dtype=ember.float64), ember.randn(3, 2, 3, 3, dtype=ember.float64)
+    with ember.no_grad():
+        y = ember.conv2d(x, w, padding="same")
+    assert y.shape == (1, 3, 5, 5) and y.dtype == ember.float64 and not y.requires_grad
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: ember.conv2d(ember.ones(1, 3, 5, 5), ember.ones(4, 2, 3, 3)),
+     r"conv2d: input \(1, 3, 5, 5\) and weight \(4, 2, 3, 3\).*2 channels, got 3"),
+    (lambda: ember.conv2d(ember.ones(1, 4, 5, 5), ember.ones(3, 2, 3, 3), groups=2),
+     r"conv2d: groups=2 must divide the output channels.*\(1, 4, 5, 5\).*\(3, 2, 3, 3\)"),
+    (lambda: ember.conv2d(ember.ones(1, 3, 5, 5), ember.ones(4, 1, 3, 3), groups=2),
+     r"conv2d: groups=2 must divide the input channels \(3\)"),
+    (lambda: ember.conv2d(ember.ones(1, 3, 2, 2), ember.ones(4, 3, 3, 3)), r"conv2d: .*output would be empty"),
+    (lambda: ember.conv2d(ember.ones(1, 3, 5, 5), ember.ones(4, 3, 3)), r"conv2d: expected a 4-D weight"),
+    (lambda: ember.conv2d(ember.ones(5, 5), ember.ones(4, 3, 3, 3)), r"conv2d: expected a 4-D \(batched\)"),
+    (lambda: ember.conv2d(ember.ones(1, 3, 5, 5), ember.ones(4, 3, 3, 3), ember.ones(3)),
+     r"conv2d: expected a bias of shape \(4,\)"),
+    (lambda: ember.conv2d(ember.ones(1, 3, 5, 5), ember.ones(4, 3, 3, 3), stride=2, padding="same"),
+     r"conv2d: padding='same' is not supported for strided"),
+    (lambda: ember.conv2d(ember.ones(1, 3, 5, 5), ember.ones(4, 3, 3, 3), padding="full"),
+     r"conv2d: padding must be an int, a tuple, 'same' or 'valid'"),
+    (lambda: ember.conv2d(ember.ones(1, 3, 5, 5), ember.ones(4, 3, 3, 3, dtype=ember.float64)),
+     r"conv2d: input dtype"),
+    (lambda: ember.conv2d(ember.ones(1, 3, 5, 5), ember.ones(4, 3, 3, 3), stride=(1, 2, 3)),
+     r"conv2d: stride must be an int or a tuple of 2 ints"),
+    (lambda: ember.conv2d(ember.ones(1, 3, 5, 5), ember.ones(4, 3, 3, 3), stride=0),
+     r"conv2d: stride and dilation must be positive"),
+    (lambda: ember.conv1d(ember.ones(1, 3, 5), ember.ones(4, 2, 3)),
+     r"conv1d: input \(1, 3, 5\) and weight \(4, 2, 3\)"),
+    (lambda: ember.conv_transpose2d(ember.ones(1, 3, 5, 5), ember.ones(2, 4, 3, 3)),
+     r"conv_transpose2d: input \(1, 3, 5, 5\) and weight \(2, 4, 3, 3\).*weight.shape\[0\]=2"),
+    (lambda: ember.conv_transpose2d(ember.ones(1, 3, 5, 5), ember.ones(3, 4, 3, 3), groups=2),
+     r"conv_transpose2d: groups=2 must divide the input channels \(3\)"),
+    (lambda: ember.conv_transpose2d(ember.ones(1, 3, 5, 5), ember.ones(3, 4, 3, 3), stride=2, output_padding=2),
+     r"conv_transpose2d: output_padding=\(2, 2\) must be smaller"),
+])
+def test_conv_errors(call, match):
+    with pytest.raises(ember.OpError, match=match):
+        call()

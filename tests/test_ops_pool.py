@@ -1,0 +1,184 @@
+"""Pooling and resizing: forward and gradient parity with PyTorch, ties, second derivatives, errors."""
+import numpy as np
+import pytest
+import torch
+
+import ember
+from helpers.opcheck import Arr, check_op
+
+F = torch.nn.functional
+
+
+def distinct(*shape, seed=0):
+    """Values spaced 0.05 apart in random order: max-pool windows have no ties, even under gradcheck's eps."""
+    n = int(np.prod(shape))
+    return Arr(np.random.default_rng(seed).permutation(n).reshape(shape) * 0.05 - n * 0.025)
+
+
+def _pair(name, fe, ft, kw):
+    return (name, lambda x, kw=kw: fe(x, **kw), lambda x, kw=kw: ft(x, **kw))
+
+
+MAX2D = [
+    ("k2", (2, 3, 6, 6), dict(kernel_size=2)),
+    ("k3s2p1", (2, 2, 7, 7), dict(kernel_size=3, stride=2, padding=1)),
+    ("k3s2_ceil", (1, 2, 8, 7), dict(kernel_size=3, stride=2, ceil_mode=True)),
+    ("k3s2p1_ceil", (2, 1, 6, 9), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ("rect", (2, 2, 7, 5), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0))),
+    ("dilation", (1, 2, 9, 8), dict(kernel_size=3, stride=1, padding=1, dilation=2)),
+    ("dilation_rect_ceil", (2, 1, 9, 10), dict(kernel_size=(2, 3), stride=(2, 3), dilation=(3, 2), ceil_mode=True)),
+    ("stride1", (1, 1, 5, 5), dict(kernel_size=2, stride=1)),
+    ("unbatched", (3, 5, 5), dict(kernel_size=2, stride=2, ceil_mode=True)),
+    ("whole", (2, 2, 4, 3), dict(kernel_size=(4, 3))),
+]
+MAX1D = [
+    ("k2", (2, 3, 8), dict(kernel_size=2)),
+    ("k3s2p1_ceil", (1, 2, 10), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ("dilation", (2, 2, 11), dict(kernel_size=3, dilation=2, padding=1)),
+    ("unbatched", (3, 7), dict(kernel_size=3, stride=2)),
+]
+AVG2D = [
+    ("k2", (2, 3, 6, 6), dict(kernel_size=2)),
+    ("k3s2p1", (2, 2, 7, 7), dict(kernel_size=3, stride=2, padding=1)),
+    ("k3s2p1_nopad", (2, 2, 7, 7), dict(kernel_size=3, stride=2, padding=1, count_include_pad=False)),
+    ("ceil", (1, 2, 8, 7), dict(kernel_size=3, stride=2, ceil_mode=True)),
+    ("ceil_pad", (2, 1, 6, 9), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ("ceil_pad_nopad", (2, 1, 6, 9), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True,
+                                          count_include_pad=False)),
+    ("rect", (2, 2, 7, 5), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0))),
+    ("divisor", (1, 3, 5, 5), dict(kernel_size=2, stride=1, divisor_override=3)),
+    ("unbatched", (3, 5, 5), dict(kernel_size=2, padding=1)),
+]
+AVG1D = [
+    ("k2", (2, 3, 8), dict(kernel_size=2)),
+    ("k3s2p1_ceil", (1, 2, 10), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ("nopad", (2, 2, 9), dict(kernel_size=4, stride=3, padding=2, count_include_pad=False)),
+    ("unbatched", (3, 7), dict(kernel_size=3, stride=2)),
+]
+ADAPTIVE = [
+    ("divisible", (2, 3, 6, 8), (3, 4)),
+    ("non_divisible", (2, 2, 7, 5), (3, 4)),
+    ("upsample", (1, 2, 3, 2), (5, 4)),
+    ("global", (2, 3, 5, 5), 1),
+    ("none", (2, 1, 5, 7), (None, 3)),
+    ("unbatched", (3, 9, 7), 4),
+]
+INTERP = [
+    ("nearest_size", (2, 2, 5, 4), dict(size=(7, 9))),
+    ("nearest_down", (1, 2, 9, 8), dict(size=(4, 3))),
+    ("nearest_scale2", (2, 1, 3, 4), dict(scale_factor=2)),
+    ("nearest_scale_frac", (1, 2, 5, 6), dict(scale_factor=(1.5, 0.7))),
+    ("bilinear", (2, 2, 5, 4), dict(size=(7, 9), mode="bilinear", align_corners=False)),
+    ("bilinear_default", (1, 2, 4, 4), dict(scale_factor=2, mode="bilinear")),
+    ("bilinear_corners", (2, 1, 5, 4), dict(size=(8, 3), mode="bilinear", align_corners=True)),
+    ("bilinear_corners_scale", (1, 2, 4, 5), dict(scale_factor=1.7, mode="bilinear", align_corners=True)),
+    ("bilinear_down", (1, 1, 9, 7), dict(size=(4, 3), mode="bilinear")),
+    ("bilinear_to_1", (1, 2, 4, 5), dict(size=(1, 1), mode="bilinear", align_corners=True)),
+]
+
+CASES = (
+    [(f"max_pool2d_{n}", *_pair(n, ember.max_pool2d, F.max_pool2d, kw)[1:], [distinct(*s)]) for n, s, kw in MAX2D]
+    + [(f"max_pool1d_{n}", *_pair(n, ember.max_pool1d, F.max_pool1d, kw)[1:], [distinct(*s)]) for n, s, kw in MAX1D]
+    + [(f"avg_pool2d_{n}", *_pair(n, ember.avg_pool2d, F.avg_pool2d, kw)[1:], [s]) for n, s, kw in AVG2D]
+    + [(f"avg_pool1d_{n}", *_pair(n, ember.avg_pool1d, F.avg_pool1d, kw)[1:], [s]) for n, s, kw in AVG1D]
+    + [(f"adaptive_avg_pool2d_{n}", lambda x, o=o: ember.adaptive_avg_pool2d(x, o),
+        lambda x, o=o: F.adaptive_avg_pool2d(x, o), [s]) for n, s, o in ADAPTIVE]
+    + [(f"adaptive_max_pool2d_{n}", lambda x, o=o: ember.adaptive_max_pool2d(x, o),
+        lambda x, o=o: F.adaptive_max_pool2d(x, o), [distinct(*s)]) for n, s, o in ADAPTIVE]
+    + [("adaptive_avg_pool1d", lambda x: ember.adaptive_avg_pool1d(x, 4), lambda x: F.adaptive_avg_pool1d(x, 4),
+        [(2, 3, 7)]),
+       ("adaptive_max_pool1d", lambda x: ember.adaptive_max_pool1d(x, 3), lambda x: F.adaptive_max_pool1d(x, 3),
+        [distinct(2, 3, 8)])]
+    + [(f"interpolate_{n}", *_pair(n, ember.interpolate, F.interpolate, kw)[1:], [s]) for n, s, kw in INTERP]
+)
+
+
+@pytest.mark.parametrize("name,ef,tf,specs", CASES, ids=[c[0] for c in CASES])
+def test_pool_ops(name, ef, tf, specs):
+    check_op(ef, tf, specs)
+
+
+@pytest.mark.parametrize("fe,ft,kw", [
+    (ember.max_pool2d, F.max_pool2d, dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    (ember.max_pool2d, F.max_pool2d, dict(kernel_size=2, dilation=2)),
+    (ember.max_pool1d, F.max_pool1d, dict(kernel_size=3, stride=2, padding=1)),
+    (ember.adaptive_max_pool2d, F.adaptive_max_pool2d, dict(output_size=(3, 2))),
+])
+def test_return_indices_match_torch(fe, ft, kw):
+    x = np.random.default_rng(3).standard_normal((2, 3, 7, 6) if fe is not ember.max_pool1d else (2, 3, 9))
+    x = x.astype(np.float32)
+    ev, ei = fe(ember.tensor(x), return_indices=True, **kw)
+    tv, ti = ft(torch.tensor(x), return_indices=True, **kw)
+    np.testing.assert_array_equal(ev.numpy(), tv.numpy())
+    assert ei.dtype == ember.int64
+    np.testing.assert_array_equal(ei.numpy(), ti.numpy())
+
+
+@pytest.mark.parametrize("fe,ft,kw", [
+    (ember.max_pool2d, F.max_pool2d, dict(kernel_size=2)),
+    (ember.max_pool2d, F.max_pool2d, dict(kernel_size=3, stride=1, padding=1)),
+    (ember.adaptive_max_pool2d, F.adaptive_max_pool2d, dict(output_size=(2, 3))),
+])
+def test_max_pool_ties_pick_first_maximum(fe, ft, kw):
+    x = np.round(np.random.default_rng(1).standard_normal((1, 2, 5, 6))).astype(np.float32)   # many ties
+    xe, xt = ember.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    w = np.random.default_rng(2).standard_normal(tuple(ft(xt, **kw).shape)).astype(np.float32)
+    (fe(xe, **kw) * ember.tensor(w)).sum().backward()
+    (ft(xt, **kw) * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(xe.grad.numpy(), xt.grad.numpy(), atol=1e-6)
+
+
+def test_nan_propagates_like_torch():
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    x[0, 0, 1, 0] = np.nan
+    e, t = ember.max_pool2d(ember.tensor(x), 2), F.max_pool2d(torch.tensor(x), 2)
+    np.testing.assert_array_equal(e.numpy(), t.numpy())
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: ember.max_pool2d(x, 3, stride=2, padding=1),
+    lambda x: ember.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+    lambda x: ember.adaptive_max_pool2d(x, (2, 3)),
+    lambda x: ember.adaptive_avg_pool2d(x, (2, 3)),
+    lambda x: ember.interpolate(x, size=(4, 7), mode="bilinear"),
+    lambda x: ember.interpolate(x, scale_factor=2),
+])
+def test_second_derivative(fn):
+    x = ember.tensor(distinct(1, 2, 5, 5).value, requires_grad=True)
+    assert ember.autograd.gradgradcheck(lambda t: fn(t) ** 2, (x,))
+
+
+def test_pool_without_grad_and_exports():
+    with ember.no_grad():
+        y = ember.max_pool2d(ember.ones(1, 1, 4, 4, requires_grad=True), 2)
+    assert not y.requires_grad and y.shape == (1, 1, 2, 2)
+    assert ember.ops.avg_pool2d is ember.avg_pool2d
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: ember.max_pool2d(ember.ones(1, 1, 2, 2), 3), r"max_pool2d: .*smaller than the kernel"),
+    (lambda: ember.avg_pool2d(ember.ones(1, 1, 2, 2), 3, padding=0), r"avg_pool2d: .*\(1, 1, 2, 2\)"),
+    (lambda: ember.max_pool2d(ember.ones(1, 1, 8, 8), 2, padding=2), r"max_pool2d: padding should be at most half"),
+    (lambda: ember.avg_pool2d(ember.ones(1, 1, 8, 8), 3, padding=2), r"avg_pool2d: padding should be at most half"),
+    (lambda: ember.max_pool1d(ember.ones(1, 1, 4), 2, padding=2), r"max_pool1d: padding should be at most half"),
+    (lambda: ember.max_pool2d(ember.ones(4, 4), 2), r"max_pool2d: expected a 3-D or 4-D input"),
+    (lambda: ember.max_pool1d(ember.ones(1, 1, 4, 4), 2), r"max_pool1d: expected a 2-D or 3-D input"),
+    (lambda: ember.max_pool2d(ember.ones(1, 1, 4, 4), 0), r"kernel_size, stride and dilation must be positive"),
+    (lambda: ember.max_pool2d(ember.ones(1, 1, 4, 4), (2, 2, 2)), r"kernel_size must be an int or a tuple of 2"),
+    (lambda: ember.avg_pool2d(ember.ones(1, 1, 4, 4), 2, divisor_override=0), r"divisor_override"),
+    (lambda: ember.adaptive_avg_pool2d(ember.ones(1, 1, 4, 4), 0), r"adaptive_avg_pool2d: output_size"),
+    (lambda: ember.interpolate(ember.ones(1, 1, 4, 4)), r"exactly one of size and scale_factor"),
+    (lambda: ember.interpolate(ember.ones(1, 1, 4, 4), size=2, align_corners=True), r"align_corners"),
+    (lambda: ember.interpolate(ember.ones(1, 1, 4, 4), size=2, mode="bicubic"), r"mode 'bicubic'"),
+    (lambda: ember.interpolate(ember.ones(1, 4, 4), size=2), r"expected a 4-D"),
+])
+def test_errors(call, match):
+    with pytest.raises(ember.OpError, match=match):
+        call()
+
+
+def test_torch_rejects_the_same_geometry():
+    with pytest.raises(RuntimeError):
+        F.max_pool2d(torch.ones(1, 1, 8, 8), 2, padding=2)
+    with pytest.raises(RuntimeError):
+        F.max_pool2d(torch.ones(1, 1, 2, 2), 3)
