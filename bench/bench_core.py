@@ -20,6 +20,13 @@ def _set_threads(n: int):
         os.environ[var] = str(n)
 
 
+def write_results(results: dict, path: str) -> None:
+    """Write a benchmark's results as JSON, atomically."""
+    from ember.utils.atomic import atomic_write
+    with atomic_write(path, ".json") as tmp, open(tmp, "w") as f:
+        json.dump(results, f, indent=2)
+
+
 def _fused_adam() -> bool:
     from ember.optim import _fused
     return _fused.available
@@ -115,10 +122,7 @@ def main(argv=None):
         r = statistics.median(a / b for a, b in pairs)
         results["tiny_ops"][op] = {"ember_us": e_t, "torch_us": t_t, "ratio": r}
         print(f"  {op:5s} ember {e_t:6.1f} us   torch {t_t:6.1f} us   ember/torch = {r:.2f}x")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out + ".tmp", "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(args.out + ".tmp", args.out)
+    write_results(results, args.out)
     return results
 
 

@@ -9,14 +9,13 @@ bench/results/fit.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_core import _set_threads, _settle, mlp_throughput  # noqa: E402
+from bench_core import _set_threads, _settle, mlp_throughput, write_results  # noqa: E402
 
 
 def _fit_model(ember, init):
@@ -93,10 +92,7 @@ def main(argv=None):
     print(f"  loop {statistics.median(loop_runs):.3f} s   fit {statistics.median(fit_runs):.3f} s   "
           f"overhead = {overhead:+.1%} (pairs {min(overheads):+.1%} .. {max(overheads):+.1%}; target <= 10%)")
     print(f"  same weights after 20 batches: max |fit - loop| = {diff:.2e}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out + ".tmp", "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(args.out + ".tmp", args.out)
+    write_results(results, args.out)
     return results
 
 

@@ -12,7 +12,8 @@ an integer ``seed`` makes one that returns the same values on every call, whatev
 """
 from __future__ import annotations
 
-import inspect
+from .utils.lookup import from_identifier, resolve
+
 import math
 import re
 
@@ -329,24 +330,9 @@ def serialize(initializer: Initializer) -> dict:
 def deserialize(config, custom_objects: dict | None = None) -> Initializer:
     """An initializer from a name or :func:`serialize`'s dict; ``custom_objects`` adds user classes."""
     table = {**ALL_OBJECTS_DICT, **(custom_objects or {})}
-    name, kwargs = (config, {}) if isinstance(config, str) else (None, None)
-    if isinstance(config, dict) and "class_name" in config:
-        name, kwargs = config["class_name"], config.get("config") or {}
-    cls = table.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise ValueError(f"Could not interpret initializer identifier: {config!r}. Known initializers: "
-                         f"{', '.join(sorted(ALL_OBJECTS_DICT))}")
-    return cls.from_config(kwargs) if inspect.isclass(cls) else cls
+    return from_identifier(config, table, "initializer", ", ".join(sorted(ALL_OBJECTS_DICT)))
 
 
 def get(identifier):
     """Resolve an initializer: None, a name ('glorot_uniform', 'he_normal', 'zeros', ...), a dict, class or callable."""
-    if identifier is None:
-        return None
-    obj = deserialize(identifier) if isinstance(identifier, (str, dict)) else identifier
-    if inspect.isclass(obj):
-        obj = obj()
-    if callable(obj):
-        return obj
-    raise ValueError(f"Could not interpret initializer identifier: {identifier!r}. Known initializers: "
-                     f"{', '.join(sorted(ALL_OBJECTS_DICT))}")
+    return resolve(identifier, deserialize, "initializer", ", ".join(sorted(ALL_OBJECTS_DICT)))

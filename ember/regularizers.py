@@ -8,7 +8,8 @@ tensor(0.0500)
 """
 from __future__ import annotations
 
-import inspect
+from .utils.lookup import from_identifier, resolve
+
 import math
 
 from . import ops
@@ -162,22 +163,9 @@ def deserialize(config, custom_objects: dict | None = None) -> Regularizer:
     table = {**ALL_OBJECTS_DICT, **(custom_objects or {})}
     if isinstance(config, str) and config in _PRESETS:
         return _PRESETS[config]()
-    name, kwargs = (config, {}) if isinstance(config, str) else (None, None)
-    if isinstance(config, dict) and "class_name" in config:
-        name, kwargs = config["class_name"], config.get("config") or {}
-    cls = table.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise ValueError(f"Could not interpret regularizer identifier: {config!r}. Known regularizers: {_known()}")
-    return cls.from_config(kwargs) if inspect.isclass(cls) else cls
+    return from_identifier(config, table, "regularizer", _known())
 
 
 def get(identifier):
     """Resolve a regularizer: None, a name ('l1', 'l2', 'l1_l2'), a dict, a class or a callable."""
-    if identifier is None:
-        return None
-    obj = deserialize(identifier) if isinstance(identifier, (str, dict)) else identifier
-    if inspect.isclass(obj):
-        obj = obj()
-    if callable(obj):
-        return obj
-    raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}. Known regularizers: {_known()}")
+    return resolve(identifier, deserialize, "regularizer", _known())

@@ -266,6 +266,14 @@ class History(Callback):
             self.model.history = self
 
 
+def check_mode(mode: str, owner: str) -> str:
+    """``mode`` if it is ``"auto"``, ``"min"`` or ``"max"``; otherwise a warning and ``"auto"``, as Keras."""
+    if mode not in ("auto", "min", "max"):
+        warnings.warn(f"{owner} mode {mode!r} is unknown, fallback to auto mode.", stacklevel=3)
+        return "auto"
+    return mode
+
+
 def monitor_op(monitor: str, mode: str, model, owner: str, strict: bool = False):
     """``"min"`` or ``"max"``: which way ``monitor`` improves, as Keras chooses it.
 
@@ -273,9 +281,7 @@ def monitor_op(monitor: str, mode: str, model, owner: str, strict: bool = False)
     (``_direction`` ``"up"``/``"down"``) decides; then names like accuracy/AUC/precision/recall/F1 go up
     and errors go down. Anything else is ``"min"``, or (``strict``, as Keras' EarlyStopping) an error.
     """
-    if mode not in ("auto", "min", "max"):
-        warnings.warn(f"{owner} mode {mode!r} is unknown, fallback to auto mode.", stacklevel=3)
-        mode = "auto"
+    mode = check_mode(mode, owner)
     if mode != "auto":
         return mode
     name = monitor[4:] if monitor.startswith("val_") else monitor

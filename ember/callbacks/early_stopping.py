@@ -4,7 +4,7 @@ from __future__ import annotations
 import warnings
 
 from ..tensor import Tensor
-from .base import Callback, improved, monitor_op
+from .base import Callback, check_mode, improved, monitor_op
 
 __all__ = ["EarlyStopping"]
 
@@ -59,17 +59,9 @@ class EarlyStopping(Callback):
         self.min_delta = abs(min_delta)
         self.restore_best_weights = restore_best_weights
         self.start_from_epoch = start_from_epoch
-        if mode not in ("auto", "min", "max"):
-            warnings.warn(f"EarlyStopping mode {mode} is unknown, fallback to auto mode.", stacklevel=2)
-            mode = "auto"
-        self.mode = mode
+        self.mode = check_mode(mode, "EarlyStopping")
         self.direction: str | None = None     # "min"/"max", chosen at the first epoch end (metrics are known)
-        self.wait = 0
-        self.stopped_epoch = 0
-        self.best = None
-        self.best_weights = None
-        self.best_epoch = 0
-        self._warned = False
+        self.on_train_begin()
 
     def on_train_begin(self, logs=None):
         # reset, so that one instance can serve several fit() calls

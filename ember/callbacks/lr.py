@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from .base import Callback, improved, monitor_op
+from .base import Callback, check_mode, improved, monitor_op
 
 __all__ = ["ReduceLROnPlateau", "LearningRateScheduler"]
 
@@ -71,10 +71,7 @@ class ReduceLROnPlateau(Callback):
         self.patience = patience
         self.verbose = verbose
         self.cooldown = cooldown
-        if mode not in ("auto", "min", "max"):
-            warnings.warn(f"Learning rate reduction mode {mode} is unknown, fallback to auto mode.", stacklevel=2)
-            mode = "auto"
-        self.mode = mode
+        self.mode = check_mode(mode, "ReduceLROnPlateau")
         self._reset()
 
     def _reset(self) -> None:

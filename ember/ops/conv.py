@@ -107,8 +107,7 @@ class Conv2d(Op):
     def backward(self, g):
         from .reduce import sum as _sum
         x, w = self.saved_tensors
-        a = self.attrs
-        p = dict(stride=a["stride"], pad=a["pad"], dilation=a["dilation"], groups=a["groups"])
+        p = _geometry(self.attrs)
         ex, ew = self.edges[0], self.edges[1]
         eb = self.edges[2] if len(self.edges) > 2 else None
         gx = ConvTranspose2d.apply(g, w, x_shape=tuple(x.data.shape), **p) if ex else None
@@ -132,8 +131,7 @@ class ConvTranspose2d(Op):
     def backward(self, h):
         # <h, T(g, w)> = <g, conv(h, w)>: linear in g through conv, in w through the weight gradient
         g, w = self.saved_tensors
-        a = self.attrs
-        p = dict(stride=a["stride"], pad=a["pad"], dilation=a["dilation"], groups=a["groups"])
+        p = _geometry(self.attrs)
         eg, ew = self.edges
         gg = Conv2d.apply(h, w, out_hw=tuple(g.data.shape[2:]), **p) if eg else None
         gw = Conv2dWeightGrad.apply(h, g, kernel=tuple(w.data.shape[2:]), **p) if ew else None
@@ -155,8 +153,7 @@ class Conv2dWeightGrad(Op):
     def backward(self, h):
         # <h, W(x, g)> = <g, conv(x, h)>
         x, g = self.saved_tensors
-        a = self.attrs
-        p = dict(stride=a["stride"], pad=a["pad"], dilation=a["dilation"], groups=a["groups"])
+        p = _geometry(self.attrs)
         ex, eg = self.edges
         gx = ConvTranspose2d.apply(g, h, x_shape=tuple(x.data.shape), **p) if ex else None
         gg = Conv2d.apply(x, h, out_hw=tuple(g.data.shape[2:]), **p) if eg else None
@@ -333,3 +330,8 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     if bias is not None:
         out = out + reshape(bias, (1, -1, 1, 1))
     return out
+
+
+def _geometry(attrs: dict) -> dict:
+    """The stride, padding, dilation and groups that a conv op and its adjoints share."""
+    return {k: attrs[k] for k in ("stride", "pad", "dilation", "groups")}
