@@ -245,4 +245,5 @@ def test_reduction_checked_in_one_place():
 def test_functional_dir_lists_only_resolvable_names():
     missing = [n for n in dir(F) if not n.startswith("__") and not hasattr(F, n)]
     assert missing == []
-    assert "conv2d" not in dir(F) and "relu" in dir(F)
+    assert "conv2d" in dir(F) and "relu" in dir(F) and "nope" not in dir(F)
+    assert F.conv2d is ember.ops.conv.conv2d and F.max_pool2d is ember.ops.pool.max_pool2d

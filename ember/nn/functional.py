@@ -1,7 +1,8 @@
 """PyTorch's ``torch.nn.functional`` names: the ops behind the layers, and the loss functions.
 
-Activation, softmax and shape ops live in :mod:`ember.ops`; they are forwarded here by
-name on first use, so ``F.relu`` is exactly ``ember.ops.activation.relu``.
+Activation, softmax, shape, convolution, pooling, normalization, attention and recurrent ops
+live in :mod:`ember.ops`; they are forwarded here by name on first use, so ``F.relu`` is exactly
+``ember.ops.activation.relu`` and ``F.conv2d`` is ``ember.ops.conv.conv2d``.
 
 >>> import ember
 >>> import ember.nn.functional as F
@@ -22,7 +23,8 @@ from .modules.dropout import dropout
 _FORWARDED = ("relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "sigmoid", "tanh",
               "softplus", "softsign", "hardtanh", "hardsigmoid", "hardswish", "logsigmoid", "tanhshrink",
               "softshrink", "hardshrink", "threshold", "prelu", "softmax", "log_softmax", "one_hot", "pad")
-_SEARCH = ("activation", "softmax", "index", "join")
+# every public name (``__all__``) of these op families is forwarded too
+_SEARCH = ("activation", "softmax", "index", "join", "conv", "pool", "norm", "attention", "rnn")
 
 __all__ = ["linear", "dropout", "softmin", "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "huber_loss",
            "smooth_l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"]
@@ -34,28 +36,29 @@ def softmin(input, dim=None, dtype=None):
     return softmax(-input, dim, dtype)
 
 
+def _families():
+    return [importlib.import_module(f"ember.ops.{fam}") for fam in _SEARCH]
+
+
 def _resolve(name: str):
-    for fam in _SEARCH:
-        try:
-            mod = importlib.import_module(f"ember.ops.{fam}")
-        except ImportError:
-            continue
-        fn = getattr(mod, name, None)
-        if fn is not None:
-            return fn
-    ops = importlib.import_module("ember.ops")
-    return getattr(ops, name, None)
+    for mod in _families():
+        if name in _FORWARDED or name in getattr(mod, "__all__", ()):
+            fn = getattr(mod, name, None)
+            if fn is not None:
+                return fn
+    if name in _FORWARDED:
+        return getattr(importlib.import_module("ember.ops"), name, None)
+    return None
 
 
 def __getattr__(name: str):
-    if name in _FORWARDED:
-        fn = _resolve(name)
-        if fn is not None:
-            globals()[name] = fn
-            return fn
-        raise AttributeError(f"ember.nn.functional.{name} is not available yet: no op named {name!r} in ember.ops")
+    fn = _resolve(name)
+    if fn is not None:
+        globals()[name] = fn
+        return fn
     raise AttributeError(f"module 'ember.nn.functional' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_FORWARDED))
+    public = {n for mod in _families() for n in getattr(mod, "__all__", ())}
+    return sorted(set(globals()) | set(_FORWARDED) | public)

@@ -1,0 +1,4 @@
+"""Keras-style attention layers: MultiHeadAttention, positional embeddings."""
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,4 @@
+"""Keras-style normalization layers: BatchNormalization, LayerNormalization."""
+from __future__ import annotations
+
+__all__: list[str] = []

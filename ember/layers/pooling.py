@@ -1,0 +1,4 @@
+"""Keras-style pooling layers."""
+from __future__ import annotations
+
+__all__: list[str] = []
