@@ -1,0 +1,59 @@
+"""Side-by-side training-step timing shared by the layer benchmarks (Ember vs PyTorch in one process).
+
+``compare_steps(ember_step, torch_step, steps=..., runs=...)`` times ``steps`` calls of each
+zero-argument training-step function, interleaving Ember and PyTorch runs so both see the same
+machine state, and reports medians and the median of the pairwise ratios (Ember ÷ PyTorch
+throughput; ≥ 1.0 means Ember is faster).
+
+>>> r = compare_steps(lambda: sum(range(100)), lambda: sum(range(100)), steps=5, runs=3, warmup=1, settle_s=0)
+>>> sorted(r)[:3], r["runs"]
+(['ember_runs', 'ember_steps_per_s', 'ratio'], 3)
+"""
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import time
+
+
+def set_threads(n: int) -> None:
+    """Pin BLAS/OpenMP thread pools to ``n`` threads (call before importing NumPy and torch)."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+def settle(seconds: float = 0.2) -> None:
+    """Let the other library's worker threads stop spinning, and collect garbage, before a timed run."""
+    gc.collect()
+    time.sleep(seconds)
+
+
+def steps_per_second(step, steps: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps / (time.perf_counter() - t0)
+
+
+def compare_steps(ember_step, torch_step, steps: int = 20, runs: int = 5, warmup: int = 3,
+                  settle_s: float = 0.2) -> dict:
+    """Median steps/s of each and the median pairwise ratio Ember ÷ PyTorch over ``runs`` back-to-back pairs."""
+    for _ in range(warmup):
+        ember_step()
+        torch_step()
+    e_runs, t_runs = [], []
+    for _ in range(runs):
+        settle(settle_s)
+        e_runs.append(steps_per_second(ember_step, steps))
+        settle(settle_s)
+        t_runs.append(steps_per_second(torch_step, steps))
+    return {"ember_steps_per_s": statistics.median(e_runs), "torch_steps_per_s": statistics.median(t_runs),
+            "ratio": statistics.median(a / b for a, b in zip(e_runs, t_runs)), "runs": runs, "steps": steps,
+            "ember_runs": e_runs, "torch_runs": t_runs}
+
+
+def report(name: str, r: dict) -> str:
+    """One line: steps/s of both and the ratio."""
+    return (f"{name:<34s} ember {r['ember_steps_per_s']:8.2f} steps/s   torch {r['torch_steps_per_s']:8.2f} steps/s"
+            f"   ember/torch = {r['ratio']:.2f}x")
