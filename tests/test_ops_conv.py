@@ -21,6 +21,10 @@ def _ct(**kw):
     return (lambda *a: ember.conv_transpose2d(*a, **kw)), (lambda *a: F.conv_transpose2d(*a, **kw))
 
 
+def _ct1(**kw):
+    return (lambda *a: ember.conv_transpose1d(*a, **kw)), (lambda *a: F.conv_transpose1d(*a, **kw))
+
+
 # (name, (ember_fn, torch_fn), input specs)
 CONV2D = [
     ("basic", _c2(), [(2, 3, 5, 7), (4, 3, 3, 3), (4,)]),
@@ -71,8 +75,16 @@ CONVT = [
     ("kernel4_stride2", _ct(stride=2, padding=1), [(1, 2, 3, 3), (2, 2, 4, 4), (2,)]),
 ]
 
+CONVT1D = [
+    ("basic", _ct1(), [(2, 3, 7), (3, 4, 3), (4,)]),
+    ("unbatched_stride2", _ct1(stride=2), [(2, 5), (2, 3, 3), (3,)]),
+    ("pad_outpad_dil", _ct1(stride=2, padding=1, output_padding=1, dilation=2), [(1, 2, 6), (2, 3, 3)]),
+    ("groups2", _ct1(groups=2, stride=3), [(2, 4, 5), (4, 2, 2), (4,)]),
+]
+
 CASES = ([(f"conv2d_{n}", *fns, s) for n, fns, s in CONV2D] + [(f"conv1d_{n}", *fns, s) for n, fns, s in CONV1D]
-         + [(f"conv_transpose2d_{n}", *fns, s) for n, fns, s in CONVT])
+         + [(f"conv_transpose2d_{n}", *fns, s) for n, fns, s in CONVT]
+         + [(f"conv_transpose1d_{n}", *fns, s) for n, fns, s in CONVT1D])
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -138,6 +150,8 @@ def test_conv2d_no_grad_and_dtype():
      r"conv2d: stride and dilation must be positive"),
     (lambda: ember.conv1d(ember.ones(1, 3, 5), ember.ones(4, 2, 3)),
      r"conv1d: input \(1, 3, 5\) and weight \(4, 2, 3\)"),
+    (lambda: ember.conv_transpose1d(ember.ones(1, 3, 5), ember.ones(2, 4, 3)),
+     r"conv_transpose1d: input \(1, 3, 5\) and weight \(2, 4, 3\).*weight.shape\[0\]=2"),
     (lambda: ember.conv_transpose2d(ember.ones(1, 3, 5, 5), ember.ones(2, 4, 3, 3)),
      r"conv_transpose2d: input \(1, 3, 5, 5\) and weight \(2, 4, 3, 3\).*weight.shape\[0\]=2"),
     (lambda: ember.conv_transpose2d(ember.ones(1, 3, 5, 5), ember.ones(3, 4, 3, 3), groups=2),
@@ -148,3 +162,67 @@ def test_conv2d_no_grad_and_dtype():
 def test_conv_errors(call, match):
     with pytest.raises(ember.OpError, match=match):
         call()
+
+
+@pytest.mark.parametrize("kw,shapes", [
+    (dict(padding=1), [(2, 3, 6, 5), (4, 3, 3, 3)]),
+    (dict(stride=2, padding=(1, 0), dilation=(1, 2)), [(2, 4, 7, 8), (6, 4, 3, 2)]),
+    (dict(groups=2, stride=2), [(1, 4, 6, 6), (4, 2, 3, 3)]),
+    (dict(stride=2), [(2, 3, 5, 5), (4, 3, 1, 1)]),
+    (dict(groups=3, padding="same"), [(2, 3, 5, 4), (3, 1, 3, 3)]),
+])
+def test_fused_backward_matches_recorded_ops(kw, shapes):
+    """The plain backward (fused, reusing the forward's patch matrix) equals the op-by-op one of create_graph."""
+    rng = np.random.default_rng(4)
+    x, w, b = (ember.tensor(rng.standard_normal(s), requires_grad=True) for s in shapes + [(shapes[1][0],)])
+    for fn in (lambda: ember.conv2d(x, w, b, **kw),
+               lambda: ember.conv_transpose2d(ember.conv2d(x, w, **kw), w, stride=kw.get("stride", 1),
+                                              groups=kw.get("groups", 1))):
+        fast = ember.autograd.grad((fn() ** 2).sum(), (x, w))
+        slow = ember.autograd.grad((fn() ** 2).sum(), (x, w), create_graph=True)
+        for a, c in zip(fast, slow):
+            np.testing.assert_allclose(a.numpy(), c.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_kept_patch_matrices_are_not_shared():
+    """Two live convolutions of the same shape keep separate patch matrices (the scratch pool must not reuse one)."""
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((2, 3, 6, 6), (2, 3, 6, 6), (4, 3, 3, 3))]
+    grads = []
+    for lib, conv in ((ember, ember.conv2d), (torch, F.conv2d)):
+        x1, x2, w = (lib.tensor(a, requires_grad=True) for a in arrays)
+        y = conv(x1, w, padding=1) * conv(x2, w, padding=1) + conv(x1 + x2, w, padding=1)
+        y.sum().backward()
+        grads.append([t.grad.numpy() for t in (x1, x2, w)])
+    for e, t in zip(*grads):
+        np.testing.assert_allclose(e, t, rtol=1e-4, atol=1e-4)
+
+
+def test_frozen_weight_keeps_no_patch_matrix():
+    x = ember.randn(1, 2, 5, 5, requires_grad=True)
+    y = ember.conv2d(x, ember.randn(3, 2, 3, 3), padding=1)
+    assert y.grad_fn.cols is None
+    y.sum().backward()
+    assert x.grad.shape == (1, 2, 5, 5)
+
+
+def test_scratch_buffers_are_recycled_only_when_free():
+    from ember.backend import scratch
+    a = scratch(np, (3, 5), np.float32)
+    assert a.shape == (3, 5) and a.dtype == np.float32
+    held = scratch(np, (3, 5), np.float32)
+    assert held is not a
+    first = id(a)
+    del a
+    assert id(scratch(np, (3, 5), np.float32)) == first       # nothing holds it any more: handed out again
+    view = held[1:]
+    del held
+    one, two = scratch(np, (3, 5), np.float32), scratch(np, (3, 5), np.float32)
+    assert not np.shares_memory(one, view) and not np.shares_memory(two, view)     # a view still holds it
+
+
+def test_scratch_pool_holds_at_most_its_byte_budget(monkeypatch):
+    import ember.backend as backend
+    monkeypatch.setattr(backend, "_SCRATCH_BYTES", 0)
+    backend.scratch(np, (3, 7, 11), np.float64)                # 1848 bytes: over the budget, so not kept
+    assert backend._scratch.buffers[((3, 7, 11), np.dtype(np.float64).str)] == []

@@ -182,3 +182,59 @@ def test_torch_rejects_the_same_geometry():
         F.max_pool2d(torch.ones(1, 1, 8, 8), 2, padding=2)
     with pytest.raises(RuntimeError):
         F.max_pool2d(torch.ones(1, 1, 2, 2), 3)
+
+
+def _grads_of(fe, ft, x, w, **kw):
+    out = []
+    for lib, f in ((ember, fe), (torch, ft)):
+        xt = lib.tensor(x, requires_grad=True)
+        y = f(xt, **kw)
+        (y * lib.tensor(w)).sum().backward()
+        out.append((y.detach().numpy(), xt.grad.numpy()))
+    return out
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")      # the test's loss sums -inf and inf
+@pytest.mark.parametrize("kw", [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=2, padding=1),
+                                dict(kernel_size=3, stride=1, padding=1, dilation=2),
+                                dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)])
+def test_max_pool_minus_inf_windows_pick_first_cell_inside(kw):
+    """A window with nothing above -inf sends its gradient to its first in-bounds cell, as PyTorch."""
+    x = np.full((1, 2, 6, 7), -np.inf, dtype=np.float32)
+    x[0, 1, 3:, 4:] = np.arange(9, dtype=np.float32).reshape(3, 3)
+    w = np.random.default_rng(0).standard_normal(tuple(F.max_pool2d(torch.tensor(x), **kw).shape)).astype(np.float32)
+    (ev, eg), (tv, tg) = _grads_of(ember.max_pool2d, F.max_pool2d, x, w, **kw)
+    np.testing.assert_array_equal(ev, tv)
+    np.testing.assert_allclose(eg, tg, atol=1e-6)
+    np.testing.assert_array_equal(ember.max_pool2d(ember.tensor(x), return_indices=True, **kw)[1].numpy(),
+                                  F.max_pool2d(torch.tensor(x), return_indices=True, **kw)[1].numpy())
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1)])
+def test_max_pool_gradient_keeps_inf_and_nan_in_place(kw):
+    """Gradients of inf/nan go only to each window's maximum (no 0 * inf = nan leaking to other cells)."""
+    x = np.random.default_rng(1).permutation(36).reshape(1, 1, 6, 6).astype(np.float32)
+    shape = tuple(F.max_pool2d(torch.tensor(x), **kw).shape)
+    w = np.ones(shape, dtype=np.float32)
+    w.flat[0], w.flat[1] = np.inf, np.nan
+    (_, eg), (_, tg) = _grads_of(ember.max_pool2d, F.max_pool2d, x, w, **kw)
+    np.testing.assert_array_equal(eg, tg)
+
+
+def test_max_pool_nan_gradient_goes_where_torch_sends_it():
+    x = np.arange(32, dtype=np.float32).reshape(1, 2, 4, 4)
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan
+    w = np.random.default_rng(2).standard_normal((1, 2, 2, 2)).astype(np.float32)
+    (ev, eg), (tv, tg) = _grads_of(ember.max_pool2d, F.max_pool2d, x, w, kernel_size=2)
+    np.testing.assert_array_equal(ev, tv)
+    np.testing.assert_allclose(eg, tg)
+
+
+def test_max_pool_indices_without_grad_and_float64():
+    x = np.random.default_rng(3).standard_normal((2, 3, 7, 6))
+    with ember.no_grad():
+        ev, ei = ember.max_pool2d(ember.tensor(x), 3, stride=2, padding=1, return_indices=True)
+    tv, ti = F.max_pool2d(torch.tensor(x), 3, stride=2, padding=1, return_indices=True)
+    assert ev.dtype == ember.float64
+    np.testing.assert_array_equal(ev.numpy(), tv.numpy())
+    np.testing.assert_array_equal(ei.numpy(), ti.numpy())

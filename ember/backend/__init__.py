@@ -6,6 +6,7 @@ code runs on NumPy (CPU) and, later, CuPy (CUDA).
 """
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy
@@ -134,17 +135,43 @@ def quiet_call(fn, *args):
         _fp_state.reset(token)
 
 
-def conv_windows(xp, x, kernel: tuple, stride: tuple, dilation: tuple, out_hw: tuple):
-    """Read-only strided view ``(N, C, OH, OW, KH, KW)`` of an NCHW array: every kernel window, no copy.
+class _ScratchPool(threading.local):
+    def __init__(self):
+        self.buffers: dict = {}
+        self.nbytes = 0
 
-    ``view[n, c, y, x, i, j] = x[n, c, y*sh + i*dh, x*sw + j*dw]``. The CuPy twin is the same call to
-    ``cupy.lib.stride_tricks.as_strided`` (which has no ``writeable`` flag; don't write through it).
+
+_scratch = _ScratchPool()
+_SCRATCH_KEYS = 32              # distinct (shape, dtype) kept per thread, least recently used dropped first
+_SCRATCH_PER_KEY = 4
+_SCRATCH_BYTES = 512 * 2 ** 20  # at most this much held per thread; larger demands are plain allocations
+
+
+def scratch(xp, shape: tuple, dtype):
+    """An uninitialised array for a kernel's private workspace (an im2col matrix, a padded copy), recycled.
+
+    Large NumPy allocations come fresh from the operating system each time and are paid again in page
+    faults on first touch (about a third of an im2col's time); convolutions allocate the same shapes step
+    after step, so a buffer that nothing references any more (reference count: only this pool) is handed
+    out again. Never return one to the user: only arrays that die inside the op or stay with its graph node.
+    Memory: up to 4 buffers per shape for the 32 most recent shapes and 512 MiB in all, per thread.
+    CuPy has its own memory pool, so there this is ``cupy.empty``.
     """
-    n, c = x.shape[:2]
-    sn, sc, sh, sw = x.strides
-    shape = (n, c, *out_hw, *kernel)
-    strides = (sn, sc, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1])
     if _is_cupy(xp):
-        from cupy.lib.stride_tricks import as_strided
-        return as_strided(x, shape=shape, strides=strides)
-    return numpy.lib.stride_tricks.as_strided(x, shape=shape, strides=strides, writeable=False)
+        return xp.empty(shape, dtype=dtype)
+    key = (tuple(shape), numpy.dtype(dtype).str)
+    pool = _scratch.buffers
+    bufs = pool.pop(key, None)
+    if bufs is None:
+        bufs = []
+        if len(pool) >= _SCRATCH_KEYS:
+            _scratch.nbytes -= sum(b.nbytes for b in pool.pop(next(iter(pool))))
+    pool[key] = bufs                                 # most recently used last
+    for b in bufs:
+        if sys.getrefcount(b) == 3:                  # the list, the loop variable and getrefcount's argument
+            return b
+    b = numpy.empty(shape, dtype=dtype)
+    if len(bufs) < _SCRATCH_PER_KEY and _scratch.nbytes + b.nbytes <= _SCRATCH_BYTES:
+        bufs.append(b)
+        _scratch.nbytes += b.nbytes
+    return b

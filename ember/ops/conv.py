@@ -3,20 +3,25 @@
 All three rest on three bilinear ops that are each other's gradients, so every derivative,
 second order included, is again one of them:
 
-* ``Conv2d(x, w)``: im2col (a strided view of the padded input, copied once into a
-  ``(groups, N*OH*OW, C/groups*KH*KW)`` matrix) times the weight, one batched matmul;
-* ``ConvTranspose2d(g, w)``: the adjoint in ``x``: ``g @ w`` then col2im (an add per kernel offset);
-* ``Conv2dWeightGrad(x, g)``: the adjoint in ``w``: ``g.T @ im2col(x)``.
+* ``Conv2d(x, w)``: ``W (O, C*KH*KW) @ im2col(x)``, the patch matrix laid out ``(C*KH*KW, N*OH*OW)``
+  (one strided slice copy per kernel offset from a channels-first padded copy of ``x``), so that the
+  convolution is a single 2-D GEMM with contiguous operands (a G-batched one with groups);
+* ``ConvTranspose2d(g, w)``: the adjoint in ``x``: ``W.T @ rows(g)`` then col2im (an add per kernel offset);
+* ``Conv2dWeightGrad(x, g)``: the adjoint in ``w``: ``rows(g) @ im2col(x).T``.
 
 With ``y = conv(x, w)``: ``dx = ConvTranspose2d(g, w)``, ``dw = Conv2dWeightGrad(x, g)``; the
-gradients of those two follow from bilinearity (see their ``backward``).
+gradients of those two follow from bilinearity (see their ``backward``). A plain (not recorded)
+backward takes a fused path: ``rows(g)`` is built once, and the weight gradient reuses the patch
+matrix that the forward kept, instead of rebuilding it. Workspace arrays that never leave an op come
+from :func:`ember.backend.scratch`, which recycles them between steps.
 """
 from __future__ import annotations
 
-from ..backend import conv_windows
-from ._util import Op, OpError, Tensor, describe
+from ..autograd.grad_mode import _state
+from ..backend import scratch
+from ._util import Op, OpError, Tensor, _wrap, describe
 
-__all__ = ["conv1d", "conv2d", "conv_transpose2d"]
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
 
 
 # ---------------------------------------------------------------- array kernels
@@ -24,82 +29,158 @@ def _out_size(size: int, lo: int, hi: int, k: int, s: int, d: int) -> int:
     return (size + lo + hi - d * (k - 1) - 1) // s + 1
 
 
-def _im2col(xp, x, kernel, stride, pad, dilation, groups, out_hw):
-    """``(G, N*OH*OW, C/G*KH*KW)`` patch matrix of ``x`` (N, C, H, W).
+def _padded_cn(xp, x, pad):
+    """``x`` (N, C, H, W) as a zero-padded channels-first ``(C, N, H + pt + pb, W + pl + pr)`` copy.
 
-    Memory: the padded copy of ``x`` (when padding) plus ``N*OH*OW*C*KH*KW`` elements for the patches.
+    Memory: one padded copy of ``x``.
     """
+    n, c, h, w = x.shape
     pt, pb, pl, pr = pad
+    buf = scratch(xp, (c, n, h + pt + pb, w + pl + pr), x.dtype)
     if pt or pb or pl or pr:
-        x = xp.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
-    n, c = x.shape[:2]
-    oh, ow = out_hw
-    kh, kw = kernel
-    win = conv_windows(xp, x, kernel, stride, dilation, out_hw)            # (N, C, OH, OW, KH, KW) view
-    win = win.reshape(n, groups, c // groups, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-    return xp.ascontiguousarray(win).reshape(groups, n * oh * ow, (c // groups) * kh * kw)
+        buf.fill(0)
+    buf[:, :, pt:pt + h, pl:pl + w] = x.transpose(1, 0, 2, 3)
+    return buf
 
 
-def _grad_rows(xp, g, groups):
-    """``g`` (N, O, OH, OW) as ``(G, N*OH*OW, O/G)`` rows, the layout the patch matrix uses (one copy)."""
-    n, o, oh, ow = g.shape
-    g = g.reshape(n, groups, o // groups, oh, ow).transpose(1, 0, 3, 4, 2)
-    return xp.ascontiguousarray(g).reshape(groups, n * oh * ow, o // groups)
+def _window(i: int, j: int, stride, dilation, out_hw) -> tuple:
+    """The (rows, columns) slices that kernel offset ``(i, j)`` reads from the padded input, over all outputs."""
+    return (slice(i * dilation[0], i * dilation[0] + stride[0] * (out_hw[0] - 1) + 1, stride[0]),
+            slice(j * dilation[1], j * dilation[1] + stride[1] * (out_hw[1] - 1) + 1, stride[1]))
 
 
-def _conv2d(xp, x, w, stride, pad, dilation, groups, out_hw):
-    n = x.shape[0]
-    o, cg, kh, kw = w.shape
-    oh, ow = out_hw
-    cols = _im2col(xp, x, (kh, kw), stride, pad, dilation, groups, out_hw)
-    wm = w.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)
-    out = xp.matmul(cols, wm)                                               # (G, N*OH*OW, O/G)
-    out = out.reshape(groups, n, oh, ow, o // groups).transpose(1, 0, 4, 2, 3)
-    return xp.ascontiguousarray(out).reshape(n, o, oh, ow)
+def _im2col(xp, x, kernel, stride, pad, dilation, out_hw):
+    """``(C*KH*KW, N*OH*OW)`` patch matrix of ``x`` (N, C, H, W); row ``(c, i, j)``, column ``(n, y, x)``.
 
-
-def _conv_transpose2d(xp, g, w, x_shape, stride, pad, dilation, groups):
-    """The adjoint of ``_conv2d`` in ``x``: ``g @ w`` gives every window's contribution, col2im sums them.
-
-    The sum runs over the KH*KW kernel offsets, each one strided add over the whole batch (overlapping
-    windows write the same pixel, which a single strided view cannot express without ``add.at``).
+    One strided slice copy per kernel offset from the channels-first padded input, so that the
+    convolution is one plain 2-D GEMM with contiguous operands (per group: the rows of group ``g`` are
+    the ``g``-th block). A pointwise (1x1) kernel is just the (strided) channels-first input.
+    Memory: the padded copy of ``x`` plus ``N*OH*OW*C*KH*KW`` elements for the patches.
     """
-    n, c, h, wd = x_shape
-    o, cg, kh, kw = w.shape
-    oh, ow = g.shape[2:]
-    pt, pb, pl, pr = pad
-    sh, sw = stride
-    dh, dw = dilation
-    cols = xp.matmul(_grad_rows(xp, g, groups), w.reshape(groups, o // groups, cg * kh * kw))
-    cols = cols.reshape(groups, n, oh, ow, cg, kh, kw).transpose(5, 6, 1, 0, 4, 2, 3)   # (KH, KW, N, G, Cg, OH, OW)
-    out = xp.zeros((n, groups, cg, h + pt + pb, wd + pl + pr), dtype=cols.dtype)
+    kh, kw = kernel
+    xc = _padded_cn(xp, x, pad)
+    c, n = xc.shape[:2]
+    oh, ow = out_hw
+    if kh == kw == 1:
+        rows, cols = _window(0, 0, stride, dilation, out_hw)
+        return xp.ascontiguousarray(xc[:, :, rows, cols]).reshape(c, n * oh * ow)
+    out = scratch(xp, (c, kh, kw, n, oh, ow), x.dtype)
     for i in range(kh):
         for j in range(kw):
-            out[..., i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw] += cols[i, j]
-    return out.reshape(n, c, h + pt + pb, wd + pl + pr)[:, :, pt:pt + h, pl:pl + wd]
+            rows, cols = _window(i, j, stride, dilation, out_hw)
+            out[:, i, j] = xc[:, :, rows, cols]
+    return out.reshape(c * kh * kw, n * oh * ow)
+
+
+def _col2im(xp, cols, x_shape, kernel, stride, pad, dilation, out_hw):
+    """The adjoint of :func:`_im2col`: every patch entry added back at the input pixel it was read from.
+
+    A loop over the KH*KW kernel offsets, each one strided add over the whole batch into a channels-first
+    padded buffer (overlapping windows write the same pixel, which one strided view cannot express).
+    Memory: the padded ``(C, N, H', W')`` buffer plus the ``(N, C, H, W)`` result.
+    """
+    n, c, h, w = x_shape
+    kh, kw = kernel
+    pt, pb, pl, pr = pad
+    cols = cols.reshape(c, kh, kw, n, *out_hw)
+    buf = scratch(xp, (c, n, h + pt + pb, w + pl + pr), cols.dtype)
+    buf.fill(0)
+    for i in range(kh):
+        for j in range(kw):
+            rows, cs = _window(i, j, stride, dilation, out_hw)
+            buf[:, :, rows, cs] += cols[:, i, j]
+    return xp.ascontiguousarray(buf[:, :, pt:pt + h, pl:pl + w].transpose(1, 0, 2, 3))
+
+
+def _grad_rows(xp, g):
+    """``g`` (N, O, OH, OW) as the ``(O, N*OH*OW)`` matrix that matches the patch columns (one copy)."""
+    rows = scratch(xp, (g.shape[1], g.shape[0], *g.shape[2:]), g.dtype)
+    rows[...] = g.transpose(1, 0, 2, 3)
+    return rows.reshape(g.shape[1], -1)
+
+
+def _group_matmul(xp, a, b, groups: int, ta: bool = False, private: bool = False):
+    """``a @ b`` (``a.T @ b`` when ``ta``) per group: the row blocks of ``a`` and ``b`` are the groups.
+    One plain 2-D GEMM when ``groups == 1`` (BLAS reads a transposed operand in place).
+    ``private``: the result never leaves the op, so it may go to a recycled :func:`~ember.backend.scratch` buffer."""
+    if groups == 1:
+        a = a.T if ta else a
+        return xp.matmul(a, b, out=scratch(xp, (a.shape[0], b.shape[1]), a.dtype) if private else None)
+    a = a.reshape(groups, -1, a.shape[1])
+    b = b.reshape(groups, -1, b.shape[1])
+    out = xp.matmul(a.transpose(0, 2, 1) if ta else a, b)
+    return out.reshape(-1, out.shape[2])
+
+
+def _weight_gemm(xp, rows, cols, groups: int, shape):
+    """``rows(g) @ cols.T`` per group, reshaped to the weight's ``shape``.
+
+    Computed as ``(cols @ rows.T).T``: with the long ``N*OH*OW`` dimension shared, BLAS runs about 1.4x faster
+    when the larger operand (the patch matrix) is the row-major left one. Memory: the weight-sized result.
+    """
+    if groups == 1:
+        return xp.ascontiguousarray((cols @ rows.T).T).reshape(shape)
+    m = rows.shape[1]
+    out = xp.matmul(cols.reshape(groups, -1, m), rows.reshape(groups, -1, m).transpose(0, 2, 1))
+    return xp.ascontiguousarray(out.transpose(0, 2, 1)).reshape(shape)
+
+
+def _conv_out(xp, cols, w, groups: int, n: int, out_hw):
+    """The convolution's ``(N, O, OH, OW)`` output from the patch matrix: one GEMM, then one NCHW copy."""
+    o = w.shape[0]
+    out = _group_matmul(xp, w.reshape(o, -1), cols, groups, private=True)
+    return xp.ascontiguousarray(out.reshape(o, n, *out_hw).transpose(1, 0, 2, 3))
+
+
+def _conv_transpose2d(xp, g, w, x_shape, stride, pad, dilation, groups, rows=None):
+    """The adjoint of the convolution in ``x`` (N, C, H, W) for the output gradient ``g`` (N, O, OH, OW).
+
+    Usually ``W.T @ rows(g)`` gives every window's contribution and col2im sums them (memory:
+    ``N*OH*OW*C*KH*KW`` elements plus the padded result). With stride 1, when the patch matrix of ``g`` is no
+    larger (``O*H*W <= C*OH*OW``, e.g. 'same' padding), it is instead the forward convolution of ``g``, padded
+    by ``dilation*(K-1) - pad``, with the flipped, channel-swapped kernel: im2col's plain copies are cheaper
+    than col2im's strided adds (memory: ``N*H*W*O*KH*KW`` elements). ``rows``: ``rows(g)`` if already built.
+    """
+    o, cg, kh, kw = w.shape
+    n, c, h, wd = x_shape
+    oh, ow = g.shape[2:]
+    pg = (dilation[0] * (kh - 1) - pad[0], dilation[0] * (kh - 1) - pad[1],
+          dilation[1] * (kw - 1) - pad[2], dilation[1] * (kw - 1) - pad[3])
+    if stride == (1, 1) and min(pg) >= 0 and o * h * wd <= c * oh * ow:
+        flipped = w.reshape(groups, o // groups, cg, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+        flipped = xp.ascontiguousarray(flipped).reshape(c, o // groups, kh, kw)
+        return _conv_out(xp, _im2col(xp, g, (kh, kw), (1, 1), pg, dilation, (h, wd)), flipped, groups, n, (h, wd))
+    if rows is None:
+        rows = _grad_rows(xp, g)
+    cols = _group_matmul(xp, w.reshape(o, -1), rows, groups, ta=True, private=True)
+    return _col2im(xp, cols, x_shape, (kh, kw), stride, pad, dilation, (oh, ow))
 
 
 def _conv2d_weight_grad(xp, x, g, kernel, stride, pad, dilation, groups):
-    """The adjoint of ``_conv2d`` in ``w``: ``rows(g).T @ im2col(x)``, one batched matmul over groups."""
-    o = g.shape[1]
-    cols = _im2col(xp, x, kernel, stride, pad, dilation, groups, g.shape[2:])
-    gw = xp.matmul(_grad_rows(xp, g, groups).transpose(0, 2, 1), cols)          # (G, O/G, Cg*KH*KW)
-    return gw.reshape(o, x.shape[1] // groups, *kernel)
+    """The adjoint of the convolution in ``w``: ``rows(g) @ im2col(x).T``, one GEMM (G-batched with groups).
+    Memory: the patch matrix of ``x`` plus a copy of ``g``."""
+    cols = _im2col(xp, x, kernel, stride, pad, dilation, g.shape[2:])
+    return _weight_gemm(xp, _grad_rows(xp, g), cols, groups, (g.shape[1], x.shape[1] // groups, *kernel))
 
 
 # ---------------------------------------------------------------- ops
 class Conv2d(Op):
     """``y = conv(x, w) + b``.
 
-    Memory: the patch matrix, ``N*OH*OW*C*KH*KW`` elements (plus a padded copy of ``x``), freed after the
-    forward; the output ``N*O*OH*OW``. Only ``x`` and ``w`` are kept for the gradient.
+    Memory: the patch matrix, ``N*OH*OW*C*KH*KW`` elements (plus a padded copy of ``x``); when the op is
+    recorded for a gradient the patch matrix is kept until the backward (the weight gradient reuses it
+    instead of rebuilding it), otherwise it is freed after the forward. The output is ``N*O*OH*OW``.
     """
 
     name_ = "conv2d"
     save_inputs = (0, 1)
 
     def forward(self, x, w, b=None, *, stride, pad, dilation, groups, out_hw):
-        out = _conv2d(self.xp, x, w, stride, pad, dilation, groups, out_hw)
+        xp = self.xp
+        cols = _im2col(xp, x, w.shape[2:], stride, pad, dilation, out_hw)
+        if _state.enabled:
+            self.cols = cols
+        out = _conv_out(xp, cols, w, groups, x.shape[0], out_hw)
         if b is not None:
             out += b.reshape(1, -1, 1, 1)
         return out
@@ -110,8 +191,20 @@ class Conv2d(Op):
         p = _geometry(self.attrs)
         ex, ew = self.edges[0], self.edges[1]
         eb = self.edges[2] if len(self.edges) > 2 else None
-        gx = ConvTranspose2d.apply(g, w, x_shape=tuple(x.data.shape), **p) if ex else None
-        gw = Conv2dWeightGrad.apply(x, g, kernel=tuple(w.data.shape[2:]), **p) if ew else None
+        kernel = tuple(w.data.shape[2:])
+        cols = getattr(self, "cols", None)
+        if _state.enabled or cols is None:      # a recorded backward: differentiable ops all the way down
+            gx = ConvTranspose2d.apply(g, w, x_shape=tuple(x.data.shape), **p) if ex else None
+            gw = Conv2dWeightGrad.apply(x, g, kernel=kernel, **p) if ew else None
+        else:                                   # plain backward: one copy of g serves both GEMMs
+            xp, groups = self.xp, p["groups"]
+            rows = _grad_rows(xp, g.data) if ew else None
+            gx = gw = None
+            if ex:
+                gx = _wrap(_conv_transpose2d(xp, g.data, w.data, x.data.shape, p["stride"], p["pad"], p["dilation"],
+                                             groups, rows))
+            if ew:
+                gw = _wrap(_weight_gemm(xp, rows, cols, groups, w.data.shape))
         gb = _sum(g, (0, 2, 3)) if eb else None
         return gx, gw, gb
 
@@ -133,6 +226,11 @@ class ConvTranspose2d(Op):
         g, w = self.saved_tensors
         p = _geometry(self.attrs)
         eg, ew = self.edges
+        if eg and ew and not _state.enabled:    # plain backward: one patch matrix of h serves both gradients
+            xp, kernel, out_hw = self.xp, w.data.shape[2:], g.data.shape[2:]
+            cols = _im2col(xp, h.data, kernel, p["stride"], p["pad"], p["dilation"], out_hw)
+            gw = _weight_gemm(xp, _grad_rows(xp, g.data), cols, p["groups"], w.data.shape)
+            return _wrap(_conv_out(xp, cols, w.data, p["groups"], h.data.shape[0], out_hw)), _wrap(gw)
         gg = Conv2d.apply(h, w, out_hw=tuple(g.data.shape[2:]), **p) if eg else None
         gw = Conv2dWeightGrad.apply(h, g, kernel=tuple(w.data.shape[2:]), **p) if ew else None
         return gg, gw
@@ -242,7 +340,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         groups: split the channels into this many independent convolutions (``C_in`` for depthwise).
 
     Returns ``(N, C_out, OH, OW)`` with ``OH = (H + 2*ph - dh*(KH-1) - 1) // sh + 1``.
-    Memory: one im2col matrix of ``N*OH*OW*C_in*KH*KW`` elements during the forward.
+    Memory: one im2col matrix of ``N*OH*OW*C_in*KH*KW`` elements, kept until the backward when the weight needs
+    a gradient (the weight gradient reuses it), else freed after the forward.
 
     >>> import ember
     >>> ember.conv2d(ember.ones(1, 1, 3, 3), ember.ones(1, 1, 2, 2)).shape
@@ -262,7 +361,11 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         raise OpError(f"conv2d: input {tuple(input.data.shape)} (padded by {pad[:2]}, {pad[2:]}) is smaller than the "
                       f"dilated kernel {tuple(weight.data.shape)} with dilation {dilation}: the output would be empty")
     args = (input, weight) if bias is None else (input, weight, bias)
-    return Conv2d.apply(*args, stride=stride, pad=pad, dilation=dilation, groups=groups, out_hw=out_hw)
+    out = Conv2d.apply(*args, stride=stride, pad=pad, dilation=dilation, groups=groups, out_hw=out_hw)
+    node = out._node
+    if node is not None and not weight.requires_grad:
+        node.cols = None                        # only the weight gradient reads the kept patch matrix
+    return out
 
 
 def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
@@ -283,6 +386,31 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         padding = (0, _pair(padding, "padding", "conv1d", 1)[0])
     out = conv2d(unsqueeze(input, 2), unsqueeze(weight, 2), bias, (1, _pair(stride, "stride", "conv1d", 1)[0]),
                  padding, (1, _pair(dilation, "dilation", "conv1d", 1)[0]), groups)
+    return squeeze(out, 2)
+
+
+def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """Transposed 1-D convolution over ``(N, C_in, L)`` (or ``(C_in, L)``) with a ``(C_in, C_out / groups, K)``
+    weight: output length ``(L-1)*stride - 2*padding + dilation*(K-1) + output_padding + 1``.
+
+    Runs as :func:`conv_transpose2d` on a unit height (same memory cost); the arguments are single ints.
+
+    >>> import ember
+    >>> ember.conv_transpose1d(ember.ones(1, 3, 5), ember.ones(3, 2, 4), stride=2).shape
+    ember.Size([1, 2, 12])
+    """
+    from .shape import squeeze, unsqueeze
+    if input.data.ndim == 2:
+        return squeeze(conv_transpose1d(unsqueeze(input, 0), weight, bias, stride, padding, output_padding, groups,
+                                        dilation), 0)
+    _check("conv_transpose1d", input, weight, bias, int(groups), 1, transposed=True)
+
+    def one(v, name):
+        return _pair(v, name, "conv_transpose1d", 1)[0]
+    out = conv_transpose2d(unsqueeze(input, 2), unsqueeze(weight, 2), bias, (1, one(stride, "stride")),
+                           (0, one(padding, "padding")), (0, one(output_padding, "output_padding")), groups,
+                           (1, one(dilation, "dilation")))
     return squeeze(out, 2)
 
 

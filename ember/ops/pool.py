@@ -1,16 +1,16 @@
 """Pooling and resizing: max/average pooling 1-D and 2-D, adaptive pooling, ``interpolate``.
 
-Windows are strided views of the (padded) input (``backend.conv_windows``), never Python loops over
-output positions. Max pooling picks each window's first maximum (as PyTorch) and is a gather at
-those flat indices; its gradient is the matching scatter, and the two ops are each other's
-gradient, so double backward works. Average pooling is a linear map whose adjoint spreads each
+Windows are strided views of the (padded) input, never Python loops over output positions (a loop over
+the KH*KW kernel offsets, each one strided slice over the whole batch, is the most there is). Max pooling
+keeps each window's first maximum (as PyTorch) by a running compare over the offsets and remembers the
+offset; its gradient scatters to those offsets, gathering is the scatter's adjoint, and the two are
+each other's gradient, so double backward works. Average pooling is a linear map whose adjoint spreads each
 gradient evenly over its window; again the two are each other's gradient.
 """
 from __future__ import annotations
 
 import math
 
-from ..backend import conv_windows
 from ._util import Op, OpError, Tensor, _wrap
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
@@ -122,29 +122,141 @@ class _Scatter(Op):
         return _Gather.apply(g, idx=self.attrs["idx"])
 
 
-def _window_argmax(xp, x, k, s, p, d, out):
-    """Flat (h * W + w) index of each window's first maximum, shape (N, C, OH, OW).
+def _offset_slices(k, s, d, out):
+    """``(offset, rows, cols)`` for each kernel offset: the strided slices of the padded input that offset reads."""
+    return [(i * k[1] + j, slice(i * d[0], i * d[0] + s[0] * (out[0] - 1) + 1, s[0]),
+             slice(j * d[1], j * d[1] + s[1] * (out[1] - 1) + 1, s[1])) for i in range(k[0]) for j in range(k[1])]
 
-    Memory: one copy of the windows, N*C*OH*OW*KH*KW elements, for the argmax.
+
+def _overlaps(k, s, d) -> bool:
+    """Whether two windows can share an input cell (then the scatter must accumulate)."""
+    return any(si < di * (ki - 1) + 1 for ki, si, di in zip(k, s, d))
+
+
+def _first_inside(xp, k, s, p, d, out):
+    """The window offset of each output's first in-bounds cell (PyTorch's index when no cell beats -inf)."""
+    first = []
+    for ki, si, pi, di, o in zip(k, s, p, d, out):
+        start = xp.arange(o) * si - pi
+        first.append(xp.maximum(0, -(start // di)).clip(max=ki - 1))   # smallest i with start + i*d >= 0
+    return (first[0][:, None] * k[1] + first[1][None, :]).astype(xp.int16)
+
+
+def _window_max(xp, x, k, s, p, d, out):
+    """Each window's maximum and the offset ``i*KW + j`` of its first maximum (NaN wins, as in PyTorch).
+
+    A running compare over the KH*KW kernel offsets, each a strided slice of the (-inf) padded input.
+    Memory: the output, one int16 offset per output and one boolean mask per step.
     """
     fill = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
-    win = conv_windows(xp, _padded(xp, x, k, s, p, d, out, fill), k, s, d, out)
-    kk = win.reshape(win.shape[:4] + (-1,)).argmax(axis=-1)
-    h = xp.arange(out[0])[:, None] * s[0] - p[0] + (kk // k[1]) * d[0]
-    w = xp.arange(out[1]) * s[1] - p[1] + (kk % k[1]) * d[1]
-    height, width = x.shape[2:]
-    # a window holding only -inf may pick a padding cell: clip it to a real one of the same value
-    return xp.clip(h, 0, height - 1) * width + xp.clip(w, 0, width - 1)
+    xpad = _padded(xp, x, k, s, p, d, out, fill)
+    best = xp.full(x.shape[:2] + tuple(out), fill, dtype=x.dtype)
+    arg = xp.full(best.shape, -1, dtype=xp.int16)
+    for off, rows, cols in _offset_slices(k, s, d, out):
+        v = xpad[:, :, rows, cols]
+        upd = v > best
+        if x.dtype.kind == "f":
+            upd |= v != v
+        xp.maximum(best, v, out=best)                   # NaN propagates, as in PyTorch
+        step = off - arg                                # arg += upd * (off - arg): ufuncs beat masked writes
+        step *= upd
+        arg += step
+    if (arg < 0).any():                                 # windows holding only -inf: the first in-bounds cell
+        arg = xp.where(arg < 0, _first_inside(xp, k, s, p, d, out), arg)
+    return best, arg
+
+
+class _MaxPool(Op):
+    """Window maxima (:func:`_window_max`); keeps each output's window offset of its maximum for the gradient.
+
+    Memory: the output, one int16 offset per output, one boolean mask per step (plus a padded copy of the
+    input when padding or ceil_mode needs one); no copy of the windows.
+    """
+
+    name_ = "max_pool"
+
+    def forward(self, x, k, s, p, d, out):
+        best, self.arg = _window_max(self.xp, x, k, s, p, d, out)
+        self.in_shape = x.shape
+        return best
+
+    def backward(self, g):
+        a = self.attrs
+        return _PoolScatter.apply(g, arg=self.arg, k=a["k"], s=a["s"], p=a["p"], d=a["d"], in_shape=self.in_shape)
+
+
+class _PoolScatter(Op):
+    """Each gradient added at the input cell its window offset ``arg`` names (the adjoint of ``_PoolGather``).
+
+    One strided slice per kernel offset; an assignment when windows don't overlap, else an add.
+    Memory: one zero-filled (padded) input-sized buffer.
+    """
+
+    name_ = "max_pool_backward"
+
+    def forward(self, g, arg, k, s, p, d, in_shape):
+        xp = self.xp
+        out = g.shape[2:]
+        height, width = in_shape[2:]
+        bh = max(height + 2 * p[0], (out[0] - 1) * s[0] + d[0] * (k[0] - 1) + 1)
+        bw = max(width + 2 * p[1], (out[1] - 1) * s[1] + d[1] * (k[1] - 1) + 1)
+        buf = xp.zeros(g.shape[:2] + (bh, bw), dtype=g.dtype)
+        overlap = _overlaps(k, s, d)
+        g = xp.ascontiguousarray(g)
+        bits = g.view(f"i{g.itemsize}")
+        for off, rows, cols in _offset_slices(k, s, d, out):
+            # g where arg == off, else 0: an AND with an all-ones/all-zeros bit mask keeps inf and nan exact
+            # (g * mask would turn 0 * inf into nan) and runs several times faster than where()
+            mask = (arg == off).astype(bits.dtype)
+            xp.negative(mask, out=mask)
+            part = (bits & mask).view(g.dtype)
+            if overlap:
+                buf[:, :, rows, cols] += part
+            else:
+                buf[:, :, rows, cols] = part
+        if buf.shape[2:] == (height, width):
+            return buf
+        return xp.ascontiguousarray(buf[:, :, p[0]:p[0] + height, p[1]:p[1] + width])
+
+    def backward(self, h):
+        a = self.attrs
+        return _PoolGather.apply(h, arg=a["arg"], k=a["k"], s=a["s"], p=a["p"], d=a["d"])
+
+
+class _PoolGather(Op):
+    """``out[n, c, y, x]`` = the cell of window ``(y, x)`` at offset ``arg``: the adjoint of ``_PoolScatter``.
+
+    Memory: the output (plus a zero-padded copy of the input when padding needs one).
+    """
+
+    name_ = "max_pool_gather"
+
+    def forward(self, h, arg, k, s, p, d):
+        xp = self.xp
+        out = arg.shape[2:]
+        hpad = _padded(xp, h, k, s, p, d, out, 0)
+        res = xp.zeros(arg.shape, dtype=h.dtype)
+        for off, rows, cols in _offset_slices(k, s, d, out):
+            xp.copyto(res, hpad[:, :, rows, cols], where=arg == off)
+        self.in_shape = h.shape
+        return res
+
+    def backward(self, g):
+        a = self.attrs
+        return _PoolScatter.apply(g, arg=a["arg"], k=a["k"], s=a["s"], p=a["p"], d=a["d"], in_shape=self.in_shape)
 
 
 def _max_pool(input, spatial, kernel_size, stride, padding, dilation, ceil_mode, return_indices, op):
     x, restore = _as4d(input, spatial, op)
     k, s, p, d, out = _geometry(input, x, spatial, kernel_size, stride, padding, dilation, ceil_mode, op)
-    idx = _window_argmax(x.xp, x.data, k, s, p, d, out)
-    y = restore(_Gather.apply(x, idx=idx))
-    if return_indices:
-        return y, restore(_wrap(idx.astype("int64", copy=False)))
-    return y
+    y = _MaxPool.apply(x, k=k, s=s, p=p, d=d, out=out)
+    if not return_indices:
+        return restore(y)
+    xp = x.xp
+    arg = (y._node.arg if y._node is not None else _window_max(xp, x.data, k, s, p, d, out)[1]).astype(xp.int64)
+    rows = xp.arange(out[0])[:, None] * s[0] - p[0] + (arg // k[1]) * d[0]
+    cols = xp.arange(out[1]) * s[1] - p[1] + (arg % k[1]) * d[1]
+    return restore(y), restore(_wrap(rows * x.data.shape[3] + cols))
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
@@ -189,7 +301,8 @@ def _divisor(xp, dtype, hw, k, s, p, out, count_include_pad, divisor_override):
 
 
 class _AvgPool(Op):
-    """Window sums over a strided view of the zero-padded input, divided by each window's divisor.
+    """Window sums (one strided slice add per kernel offset over the zero-padded input) divided by each
+    window's divisor; a reduction over a windows view's two tiny trailing axes would be several times slower.
 
     Memory: the output (plus a padded copy of the input when padding or ceil_mode needs one).
     """
@@ -199,8 +312,11 @@ class _AvgPool(Op):
     def forward(self, x, k, s, p, out, div):
         xp = self.xp
         self.in_hw = x.shape[2:]
-        win = conv_windows(xp, _padded(xp, x, k, s, p, (1, 1), out, 0), k, s, (1, 1), out)
-        return win.sum(axis=(-2, -1)) / div
+        xpad = _padded(xp, x, k, s, p, (1, 1), out, 0)
+        acc = None
+        for _, rows, cols in _offset_slices(k, s, (1, 1), out):
+            acc = xpad[:, :, rows, cols].copy() if acc is None else xp.add(acc, xpad[:, :, rows, cols], out=acc)
+        return acc / div
 
     def backward(self, g):
         return _AvgPoolT.apply(g, **self.attrs, in_hw=self.in_hw)
@@ -222,9 +338,14 @@ class _AvgPoolT(Op):
         bh = max(height + 2 * p[0], (out[0] - 1) * s[0] + k[0])
         bw = max(width + 2 * p[1], (out[1] - 1) * s[1] + k[1])
         buf = xp.zeros(g.shape[:2] + (bh, bw), dtype=g.dtype)
-        for i in range(k[0]):
-            for j in range(k[1]):
-                buf[:, :, i:i + (out[0] - 1) * s[0] + 1:s[0], j:j + (out[1] - 1) * s[1] + 1:s[1]] += gd
+        overlap = _overlaps(k, s, (1, 1))
+        for _, rows, cols in _offset_slices(k, s, (1, 1), out):
+            if overlap:
+                buf[:, :, rows, cols] += gd
+            else:
+                buf[:, :, rows, cols] = gd
+        if buf.shape[2:] == (height, width):
+            return buf
         return xp.ascontiguousarray(buf[:, :, p[0]:p[0] + height, p[1]:p[1] + width])
 
     def backward(self, g):
