@@ -5,16 +5,17 @@ Importing this package binds the ops as Tensor methods and operators (``x.exp()`
 from __future__ import annotations
 
 from ..tensor import Tensor
-from . import (activation, attention, conv, elementwise, index, linalg, norm, pool, reduce, rnn, shape,  # noqa: F401
-               softmax, unary, where)
+from . import (activation, attention, conv, elementwise, embedding, index, linalg, normalization,  # noqa: F401
+               pool, reduce, rnn, shape, softmax, unary, where)
 from ._util import TENSOR_METHODS
 from .activation import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .elementwise import *  # noqa: F401,F403
+from .embedding import *  # noqa: F401,F403
 from .index import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
-from .norm import *  # noqa: F401,F403
+from .normalization import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .rnn import *  # noqa: F401,F403
