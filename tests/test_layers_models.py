@@ -222,3 +222,34 @@ def test_any_nn_module_is_a_layer_of_a_functional_model():
     lines = []
     model.summary(print_fn=lines.append)
     assert any("linear (Linear)" in ln and "(None, 16)" in ln and "96" in ln for ln in lines)
+
+
+def test_get_set_weights_round_trip_and_errors():
+    src = ember.Sequential([ember.layers.Input(shape=(3,)), ember.layers.Dense(4), ember.layers.Dense(2)])
+    dst = ember.Sequential([ember.layers.Input(shape=(3,)), ember.layers.Dense(4), ember.layers.Dense(2)])
+    weights = src.get_weights()
+    assert [w.shape for w in weights] == [(3, 4), (4,), (4, 2), (2,)]
+    dst.set_weights(weights)
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(src.predict(x, verbose=0), dst.predict(x, verbose=0))
+    weights[0][...] = 0                      # get_weights returns copies
+    assert np.any(src.layers[0].kernel.detach().numpy() != 0)
+    with pytest.raises(ValueError, match="expected 4 arrays"):
+        dst.set_weights(weights[:2])
+    with pytest.raises(ValueError, match=r"shape \(4, 3\) for a weight of shape \(3, 4\)"):
+        dst.set_weights([weights[0].T] + weights[1:])
+
+
+def test_unknown_length_inputs_take_shapes_from_compute_output_shape():
+    inp = layers.Input(shape=(None, 3))
+    h = layers.Conv1D(4, 5, name=None)(inp)                  # a kernel wider than any stand-in probe
+    assert tuple(h.shape) == (None, None, 4)
+    out = layers.Dense(2)(layers.GlobalMaxPooling1D()(h))
+    model = ember.Model(inp, out)
+    assert model.predict(np.zeros((2, 9, 3), np.float32), verbose=0).shape == (2, 2)
+
+
+def test_default_layer_names_follow_keras():
+    ember.layers.clear_session()
+    assert [layers.Conv2D(1, 1).name, layers.MaxPooling2D().name, layers.BatchNormalization().name] == [
+        "conv2d", "max_pooling2d", "batch_normalization"]

@@ -106,6 +106,8 @@ CASES = [
      lambda a: F.pad(a, (1, 2, 2, 1), mode="reflect"), [(1, 2, 3, 4)]),
     ("pad_replicate", lambda a: ember.pad(a, (3, 1, 0, 2), mode="replicate"),
      lambda a: F.pad(a, (3, 1, 0, 2), mode="replicate"), [(1, 2, 3, 4)]),
+    ("pad_replicate_wider_than_input", lambda a: ember.pad(a, (5, 4), mode="replicate"),
+     lambda a: F.pad(a, (5, 4), mode="replicate"), [(1, 2, 3)]),
     ("pad_circular", lambda a: ember.pad(a, (2, 1), mode="circular"), lambda a: F.pad(a, (2, 1), mode="circular"),
      [(2, 3, 4)]),
 ]

@@ -71,7 +71,9 @@ def symbolic_module_call(module, args, kwargs):
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    """Keras' default layer names: ``Conv2D`` → ``conv2d``, ``MaxPooling2D`` → ``max_pooling2d``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 class Layer(Module):
@@ -153,6 +155,33 @@ class Layer(Module):
     def non_trainable_weights(self) -> list:
         return [p for p in self.parameters() if not p.requires_grad]
 
+    def get_weights(self) -> list:
+        """The weights as NumPy arrays, in :attr:`weights` order (Keras' ``get_weights``)."""
+        return [p.detach().numpy().copy() for p in self.weights]
+
+    def set_weights(self, weights) -> None:
+        """Copy NumPy arrays (or tensors) into :attr:`weights`, in order; count and shapes must match.
+
+        >>> import ember, numpy as np
+        >>> d = ember.layers.Dense(2, input_shape=(3,))
+        >>> d.set_weights([np.ones((3, 2)), np.zeros(2)])
+        >>> d(ember.ones(1, 3)).tolist()
+        [[3.0, 3.0]]
+        """
+        own = self.weights
+        weights = list(weights)
+        if len(weights) != len(own):
+            raise ValueError(f"{self.name}: set_weights expected {len(own)} arrays "
+                             f"({[tuple(p.shape) for p in own]}), got {len(weights)}")
+        for p, w in zip(own, weights):
+            value = w.detach().numpy() if isinstance(w, Tensor) else w
+            if tuple(getattr(value, "shape", ())) != tuple(p.shape):
+                raise ValueError(f"{self.name}: set_weights got an array of shape {tuple(value.shape)} for a "
+                                 f"weight of shape {tuple(p.shape)}")
+        for p, w in zip(own, weights):
+            p.data[...] = p.xp.asarray(w.detach().numpy() if isinstance(w, Tensor) else w, dtype=p.data.dtype)
+            p._bump()
+
     def count_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -211,7 +240,23 @@ class Layer(Module):
         pass
 
     def _symbolic_call(self, args, kwargs, record: bool = True):
-        """Learn the output's shape on stand-in data and record a Node for the functional API."""
+        """Learn the output's shape and record a Node for the functional API.
+
+        A layer with its own ``compute_output_shape`` gives the shape when some non-batch dims are
+        unknown (stand-in data with those dims set to 1 or 2 would be smaller than most kernels);
+        otherwise the layer runs on stand-in data.
+        """
+        x = args[0] if len(args) == 1 else None
+        if (isinstance(x, KerasTensor) and not kwargs and any(s is None for s in x.shape[1:])
+                and type(self).compute_output_shape is not Layer.compute_output_shape):
+            if not self.built:
+                self._build_from(x)
+            params = list(self.parameters())
+            result = KerasTensor(tuple(self.compute_output_shape(tuple(x.shape))),
+                                 params[0].dtype if params else x.dtype)
+            if record:
+                self._nodes.append(Node(self, args, kwargs, result))
+            return result
         was = self.training
         self.__dict__["training"] = False
         try:

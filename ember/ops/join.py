@@ -224,8 +224,8 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
         if mode != "constant" and (b or a):
             if b < 0 or a < 0:
                 raise OpError(f"pad: negative padding {list(pad)} is only supported in 'constant' mode")
-            limit = s - 1 if mode == "reflect" else s
-            if b > limit or a > limit or s == 0:
+            limit = {"reflect": s - 1, "circular": s}.get(mode)        # replicate repeats the edge any number
+            if (limit is not None and (b > limit or a > limit)) or s == 0:
                 raise OpError(f"pad: {mode} padding ({b}, {a}) of dim {dim} must be at most {limit} for a tensor "
                               f"of shape {tuple(shape)}")
     if mode == "constant":
