@@ -9,12 +9,11 @@ writes bench/results/rnn.json; ``--profile`` prints a cProfile of Ember steps (w
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from steps import compare_steps, report, set_threads  # noqa: E402
+from steps import config_main  # noqa: E402
 
 CONFIGS = {  # name: (cell, seq, batch, input, hidden, layers, bidirectional)
     "lstm_s50_h128_b32": ("LSTM", 50, 32, 32, 128, 1, False),
@@ -62,45 +61,15 @@ def build(cfg):
     return ember_step, torch_step
 
 
-def profile(step, steps: int = 20) -> None:
-    import cProfile
-    import pstats
-    pr = cProfile.Profile()
-    pr.enable()
-    for _ in range(steps):
-        step()
-    pr.disable()
-    pstats.Stats(pr).sort_stats("tottime").print_stats(15)
+def _setup(args) -> None:
+    from ember.backend import rnn_kernels
+    if args.no_numba:
+        rnn_kernels.enabled = False
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--configs", default=",".join(CONFIGS))
-    ap.add_argument("--profile", action="store_true")
-    ap.add_argument("--no-numba", action="store_true", help="use the NumPy gate arithmetic, not numba kernels")
-    args = ap.parse_args(argv)
-    set_threads(args.threads)
-    import torch
-    torch.set_num_threads(args.threads)
-    from bench_core import write_results
-
-    from ember.backend import rnn_kernels as _rnn_kernels
-    if args.no_numba:
-        _rnn_kernels.enabled = False
-    results = {}
-    for name in args.configs.split(","):
-        ember_step, torch_step = build(CONFIGS[name])
-        r = compare_steps(ember_step, torch_step, steps=args.steps, runs=args.runs)
-        results[name] = r
-        print(report(name, r), flush=True)
-        if args.profile:
-            profile(ember_step)
-    os.makedirs(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"), exist_ok=True)
-    write_results(results, os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "rnn.json"))
-    return results
+    return config_main(__doc__, CONFIGS, build, "rnn", argv, setup=_setup, extra_args=[
+        ("--no-numba", {"action": "store_true", "help": "use the NumPy gate arithmetic, not numba kernels"})])
 
 
 if __name__ == "__main__":

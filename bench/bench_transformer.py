@@ -10,12 +10,11 @@ bench/results/transformer.json; ``--profile`` prints a cProfile of Ember steps (
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from steps import compare_steps, report, set_threads  # noqa: E402
+from steps import config_main  # noqa: E402
 
 CONFIGS = {  # name: (seq, batch, d_model, nhead, dim_feedforward, layers, dropout, norm_first)
     "enc2_s64_d128_h8_b16": (64, 16, 128, 8, 512, 2, 0.1, False),
@@ -67,41 +66,8 @@ def build(cfg):
     return ember_step, torch_step
 
 
-def profile(step, steps: int = 20) -> None:
-    import cProfile
-    import pstats
-    pr = cProfile.Profile()
-    pr.enable()
-    for _ in range(steps):
-        step()
-    pr.disable()
-    pstats.Stats(pr).sort_stats("tottime").print_stats(20)
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--configs", default=",".join(CONFIGS))
-    ap.add_argument("--profile", action="store_true")
-    args = ap.parse_args(argv)
-    set_threads(args.threads)
-    import torch
-    torch.set_num_threads(args.threads)
-    from bench_core import write_results
-    results = {}
-    for name in args.configs.split(","):
-        ember_step, torch_step = build(CONFIGS[name])
-        r = compare_steps(ember_step, torch_step, steps=args.steps, runs=args.runs)
-        r["threads"] = args.threads
-        results[name] = r
-        print(report(name, r), flush=True)
-        if args.profile:
-            profile(ember_step)
-    os.makedirs(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"), exist_ok=True)
-    write_results(results, os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "transformer.json"))
-    return results
+    return config_main(__doc__, CONFIGS, build, "transformer", argv)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ throughput; ≥ 1.0 means Ember is faster).
 """
 from __future__ import annotations
 
+import argparse
 import gc
 import os
 import statistics
@@ -57,3 +58,53 @@ def report(name: str, r: dict) -> str:
     """One line: steps/s of both and the ratio."""
     return (f"{name:<34s} ember {r['ember_steps_per_s']:8.2f} steps/s   torch {r['torch_steps_per_s']:8.2f} steps/s"
             f"   ember/torch = {r['ratio']:.2f}x")
+
+
+def profile(step, steps: int = 20, top: int = 20) -> None:
+    """Print a cProfile of ``steps`` calls of ``step``, heaviest functions first (where the time goes)."""
+    import cProfile
+    import pstats
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(steps):
+        step()
+    pr.disable()
+    pstats.Stats(pr).sort_stats("tottime").print_stats(top)
+
+
+def config_main(description: str, configs: dict, build, result_name: str, argv=None, setup=None,
+                extra_args=()) -> dict:
+    """The command line of a benchmark over named configs: time each pair of steps ``build(config)`` returns.
+
+    Options ``--threads --runs --steps --configs --profile`` plus ``extra_args`` (``(flag, kwargs)`` pairs for
+    argparse); ``setup(args)`` runs after the threads are pinned. Prints one line per config and writes
+    ``bench/results/<result_name>.json``.
+    """
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--configs", default=",".join(configs))
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of Ember's steps")
+    for flag, kwargs in extra_args:
+        ap.add_argument(flag, **kwargs)
+    args = ap.parse_args(argv)
+    set_threads(args.threads)
+    import torch
+    torch.set_num_threads(args.threads)
+    from bench_core import write_results
+    if setup is not None:
+        setup(args)
+    results = {}
+    for name in args.configs.split(","):
+        ember_step, torch_step = build(configs[name])
+        r = compare_steps(ember_step, torch_step, steps=args.steps, runs=args.runs)
+        r["threads"] = args.threads
+        results[name] = r
+        print(report(name, r), flush=True)
+        if args.profile:
+            profile(ember_step)
+    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    os.makedirs(out_dir, exist_ok=True)
+    write_results(results, os.path.join(out_dir, f"{result_name}.json"))
+    return results

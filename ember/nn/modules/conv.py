@@ -133,6 +133,16 @@ class _ConvNd(Module):
         return pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
 
 
+def _convolve(module, input):
+    """The forward of ``Conv1d``/``Conv2d``: explicit padding modes pad first, then the shared conv op."""
+    from ...ops.conv import conv1d, conv2d
+    op = conv1d if module._dims == 1 else conv2d
+    module._check_input(input)
+    if module.padding_mode != "zeros":
+        return op(module._padded(input), module.weight, module.bias, module.stride, 0, module.dilation, module.groups)
+    return op(input, module.weight, module.bias, module.stride, module.padding, module.dilation, module.groups)
+
+
 class Conv1d(_ConvNd):
     """1-D convolution over ``(N, C_in, L)`` or ``(C_in, L)`` (PyTorch's ``nn.Conv1d``).
 
@@ -152,18 +162,13 @@ class Conv1d(_ConvNd):
     """
 
     _dims = 1
+    forward = _convolve
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, 0, groups, bias,
                          padding_mode, device, dtype)
 
-    def forward(self, input):
-        from ...ops.conv import conv1d
-        self._check_input(input)
-        if self.padding_mode != "zeros":
-            return conv1d(self._padded(input), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-        return conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class Conv2d(_ConvNd):
@@ -185,18 +190,13 @@ class Conv2d(_ConvNd):
     """
 
     _dims = 2
+    forward = _convolve
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, 0, groups, bias,
                          padding_mode, device, dtype)
 
-    def forward(self, input):
-        from ...ops.conv import conv2d
-        self._check_input(input)
-        if self.padding_mode != "zeros":
-            return conv2d(self._padded(input), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-        return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class _ConvTransposeNd(_ConvNd):

@@ -28,6 +28,24 @@ def _shape_tuple(normalized_shape) -> tuple:
     return tuple(int(s) for s in normalized_shape)
 
 
+def _affine(module, shape: tuple, affine: bool, bias: bool | None, dtype, device) -> None:
+    """Register ``weight`` (ones) and ``bias`` (zeros) of ``shape`` as PyTorch names them: None where switched
+    off, and no ``bias`` at all when ``bias`` is None (RMSNorm)."""
+    dt = _dtype(dtype)
+    module.register_parameter("weight", Parameter(ones(*shape, dtype=dt, device=device)) if affine else None)
+    if bias is not None:
+        module.register_parameter("bias", Parameter(zeros(*shape, dtype=dt, device=device)) if affine and bias
+                                  else None)
+
+
+def _reset_affine(module) -> None:
+    """Weight to 1 and bias to 0 (those that exist)."""
+    for p, value in ((module.weight, 1), (getattr(module, "bias", None), 0)):
+        if p is not None:
+            p.data[...] = value
+            p._bump()
+
+
 class _NormBase(Module):
     """Shared state of batch and instance norm: affine parameters and running statistics."""
 
@@ -45,15 +63,7 @@ class _NormBase(Module):
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
         dt = _dtype(dtype)
-        if self.affine:
-            self.weight = Parameter(ones(self.num_features, dtype=dt, device=device))
-            if bias:
-                self.bias = Parameter(zeros(self.num_features, dtype=dt, device=device))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, (self.num_features,), self.affine, bias, dtype, device)
         if self.track_running_stats:
             self.register_buffer("running_mean", zeros(self.num_features, dtype=dt, device=device))
             self.register_buffer("running_var", ones(self.num_features, dtype=dt, device=device))
@@ -75,10 +85,7 @@ class _NormBase(Module):
     def reset_parameters(self) -> None:
         """Running statistics reset; weight to 1 and bias to 0."""
         self.reset_running_stats()
-        if self.weight is not None:
-            self.weight.data[...] = 1
-        if self.bias is not None:
-            self.bias.data[...] = 0
+        _reset_affine(self)
 
     def _check_input_dim(self, input) -> None:
         name = type(self).__name__
@@ -237,22 +244,10 @@ class LayerNorm(Module):
         self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps = float(eps)
         self.elementwise_affine = bool(elementwise_affine)
-        dt = _dtype(dtype)
-        if self.elementwise_affine:
-            self.weight = Parameter(ones(*self.normalized_shape, dtype=dt, device=device))
-            if bias:
-                self.bias = Parameter(zeros(*self.normalized_shape, dtype=dt, device=device))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, self.normalized_shape, self.elementwise_affine, bias, dtype, device)
 
     def reset_parameters(self) -> None:
-        if self.weight is not None:
-            self.weight.data[...] = 1
-        if self.bias is not None:
-            self.bias.data[...] = 0
+        _reset_affine(self)
 
     def forward(self, input):
         return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -285,22 +280,10 @@ class GroupNorm(Module):
         self.num_groups, self.num_channels = int(num_groups), int(num_channels)
         self.eps = float(eps)
         self.affine = bool(affine)
-        dt = _dtype(dtype)
-        if self.affine:
-            self.weight = Parameter(ones(self.num_channels, dtype=dt, device=device))
-            if bias:
-                self.bias = Parameter(zeros(self.num_channels, dtype=dt, device=device))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, (self.num_channels,), self.affine, bias, dtype, device)
 
     def reset_parameters(self) -> None:
-        if self.weight is not None:
-            self.weight.data[...] = 1
-        if self.bias is not None:
-            self.bias.data[...] = 0
+        _reset_affine(self)
 
     def forward(self, input):
         if input.ndim < 2 or input.shape[1] != self.num_channels:
@@ -329,14 +312,10 @@ class RMSNorm(Module):
         self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps = None if eps is None else float(eps)
         self.elementwise_affine = bool(elementwise_affine)
-        if self.elementwise_affine:
-            self.weight = Parameter(ones(*self.normalized_shape, dtype=_dtype(dtype), device=device))
-        else:
-            self.register_parameter("weight", None)
+        _affine(self, self.normalized_shape, self.elementwise_affine, None, dtype, device)
 
     def reset_parameters(self) -> None:
-        if self.weight is not None:
-            self.weight.data[...] = 1
+        _reset_affine(self)
 
     def forward(self, input):
         return rms_norm(input, self.normalized_shape, self.weight, self.eps)
