@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_core import write_results  # noqa: E402
-from steps import compare_steps, report, set_threads  # noqa: E402
+from steps import compare_steps, profile, report, set_threads  # noqa: E402
 
 
 # ---------------------------------------------------------------- the networks, written once for both libraries
@@ -170,6 +170,7 @@ def main(argv=None):
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="wall: steps.compare_steps; cpu: process CPU time (use with --threads 1)")
     ap.add_argument("--no-ops", action="store_true", help="skip the single-op timings")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of Ember's model steps")
     ap.add_argument("--no-models", action="store_true", help="skip the training-step timings")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "cnn.json"))
     args = ap.parse_args(argv)
@@ -205,6 +206,8 @@ def main(argv=None):
             results["models"][name] = r
             print(report(name, r) + f"   (pairs {r['ratio_min_max'][0]:.2f}..{r['ratio_min_max'][1]:.2f}; "
                   f"first loss {first[0]:.5f} vs {first[1]:.5f})")
+            if args.profile:
+                profile(es, steps=10, top=15)
     if not args.no_ops:
         print("single ops (ratio = Ember / PyTorch throughput)")
         steps = max(args.steps * 2, 10)
