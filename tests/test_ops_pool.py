@@ -238,3 +238,24 @@ def test_max_pool_indices_without_grad_and_float64():
     assert ev.dtype == ember.float64
     np.testing.assert_array_equal(ev.numpy(), tv.numpy())
     np.testing.assert_array_equal(ei.numpy(), ti.numpy())
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                dict(kernel_size=2, stride=1, dilation=2, ceil_mode=True),
+                                dict(kernel_size=3, stride=2, ceil_mode=True)])
+def test_max_pool_without_gradients_matches_the_recording_path_and_torch(kw):
+    """Under no_grad only the maxima are computed; NaN, -inf and integer inputs still match PyTorch."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 7, 8)).astype(np.float32)
+    x[0, 0, 1, 1] = np.nan
+    x[1, 2, :3, :3] = -np.inf
+    with ember.no_grad():
+        fast = ember.max_pool2d(ember.tensor(x), **kw).numpy()
+    recorded = ember.max_pool2d(ember.tensor(x, requires_grad=True), **kw).detach().numpy()
+    ref = F.max_pool2d(torch.tensor(x), **kw).numpy()
+    np.testing.assert_array_equal(fast, recorded)
+    np.testing.assert_array_equal(fast, ref)
+    xi = rng.integers(-5, 5, (1, 2, 6, 6))
+    with ember.no_grad():
+        got = ember.max_pool2d(ember.tensor(xi), **kw).numpy()
+    np.testing.assert_array_equal(got, F.max_pool2d(torch.tensor(xi, dtype=torch.float64), **kw).numpy())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from ..autograd.grad_mode import _state
 from ._util import Op, OpError, Tensor, _wrap
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
@@ -142,13 +143,32 @@ def _first_inside(xp, k, s, p, d, out):
     return (first[0][:, None] * k[1] + first[1][None, :]).astype(xp.int16)
 
 
+def _fill(xp, dtype):
+    """What padding counts as: -inf for floats, the smallest value for integers."""
+    return -xp.inf if dtype.kind == "f" else xp.iinfo(dtype).min
+
+
 def _window_max(xp, x, k, s, p, d, out):
+    """Each window's maximum (NaN propagates, as in PyTorch): a running ``maximum`` over the KH*KW kernel
+    offsets, each a strided slice of the (-inf) padded input. Memory: the output (plus the padded copy)."""
+    xpad = _padded(xp, x, k, s, p, d, out, _fill(xp, x.dtype))
+    best = None
+    for _, rows, cols in _offset_slices(k, s, d, out):
+        v = xpad[:, :, rows, cols]
+        if best is None:
+            best = xp.array(v)
+        else:
+            xp.maximum(best, v, out=best)
+    return best
+
+
+def _window_max_arg(xp, x, k, s, p, d, out):
     """Each window's maximum and the offset ``i*KW + j`` of its first maximum (NaN wins, as in PyTorch).
 
     A running compare over the KH*KW kernel offsets, each a strided slice of the (-inf) padded input.
     Memory: the output, one int16 offset per output and one boolean mask per step.
     """
-    fill = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
+    fill = _fill(xp, x.dtype)
     xpad = _padded(xp, x, k, s, p, d, out, fill)
     best = xp.full(x.shape[:2] + tuple(out), fill, dtype=x.dtype)
     arg = xp.full(best.shape, -1, dtype=xp.int16)
@@ -167,18 +187,22 @@ def _window_max(xp, x, k, s, p, d, out):
 
 
 class _MaxPool(Op):
-    """Window maxima (:func:`_window_max`); keeps each output's window offset of its maximum for the gradient.
+    """Window maxima; with gradients recorded, also each output's window offset of its maximum
+    (:func:`_window_max_arg`), else the maxima alone (:func:`_window_max`, several times faster).
 
-    Memory: the output, one int16 offset per output, one boolean mask per step (plus a padded copy of the
-    input when padding or ceil_mode needs one); no copy of the windows.
+    Memory: the output, one int16 offset per output and one boolean mask per step when recording (plus a
+    padded copy of the input when padding or ceil_mode needs one); no copy of the windows.
     """
 
     name_ = "max_pool"
 
     def forward(self, x, k, s, p, d, out):
-        best, self.arg = _window_max(self.xp, x, k, s, p, d, out)
         self.in_shape = x.shape
-        return best
+        if _state.enabled:
+            best, self.arg = _window_max_arg(self.xp, x, k, s, p, d, out)
+            return best
+        self.arg = None
+        return _window_max(self.xp, x, k, s, p, d, out)
 
     def backward(self, g):
         a = self.attrs
@@ -253,7 +277,8 @@ def _max_pool(input, spatial, kernel_size, stride, padding, dilation, ceil_mode,
     if not return_indices:
         return restore(y)
     xp = x.xp
-    arg = (y._node.arg if y._node is not None else _window_max(xp, x.data, k, s, p, d, out)[1]).astype(xp.int64)
+    arg = y._node.arg if y._node is not None else _window_max_arg(xp, x.data, k, s, p, d, out)[1]
+    arg = arg.astype(xp.int64)
     rows = xp.arange(out[0])[:, None] * s[0] - p[0] + (arg // k[1]) * d[0]
     cols = xp.arange(out[1]) * s[1] - p[1] + (arg % k[1]) * d[1]
     return restore(y), restore(_wrap(rows * x.data.shape[3] + cols))
@@ -265,7 +290,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
 
     ``stride`` defaults to ``kernel_size``; padding counts as -inf. The gradient goes to each window's
     first maximum. ``return_indices=True`` also returns the flat ``h * W + w`` index of each maximum.
-    Memory: the output plus one copy of all windows (N*C*OH*OW*KH*KW) for the argmax.
+    Memory: the output (plus a padded copy when padding), and one int16 offset per output when recording.
 
     >>> import ember
     >>> ember.max_pool2d(ember.arange(16.).reshape(1, 1, 4, 4), 2)
@@ -279,7 +304,7 @@ def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
                return_indices: bool = False):
     """1-D max pooling over an (N, C, L) or (C, L) input, as ``torch.nn.functional.max_pool1d``.
 
-    Memory: the output plus one copy of all windows (N*C*OL*K).
+    Memory: as :func:`max_pool2d`.
     """
     return _max_pool(input, 1, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool1d")
 
