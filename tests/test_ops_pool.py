@@ -74,6 +74,52 @@ INTERP = [
     ("bilinear_corners_scale", (1, 2, 4, 5), dict(scale_factor=1.7, mode="bilinear", align_corners=True)),
     ("bilinear_down", (1, 1, 9, 7), dict(size=(4, 3), mode="bilinear")),
     ("bilinear_to_1", (1, 2, 4, 5), dict(size=(1, 1), mode="bilinear", align_corners=True)),
+    ("bilinear_same_size_axis", (1, 2, 5, 4), dict(scale_factor=(1.1, 2.0), mode="bilinear")),
+    ("nearest_double_frac_scale", (2, 1, 2, 3), dict(scale_factor=(2.3, 1.4))),
+    ("nearest_recompute", (1, 2, 5, 7), dict(scale_factor=(1.3, 0.6), recompute_scale_factor=True)),
+    # 3-D (N, C, L)
+    ("1d_nearest_size_up", (2, 3, 5), dict(size=11)),
+    ("1d_nearest_size_down", (1, 2, 9), dict(size=(4,))),
+    ("1d_nearest_scale_up", (2, 2, 5), dict(scale_factor=2.5)),
+    ("1d_nearest_scale_down", (1, 3, 9), dict(scale_factor=(0.6,))),
+    ("1d_nearest_recompute", (2, 2, 7), dict(scale_factor=1.7, recompute_scale_factor=True)),
+    ("1d_exact_size_up", (2, 3, 5), dict(size=11, mode="nearest-exact")),
+    ("1d_exact_size_down", (1, 2, 9), dict(size=4, mode="nearest-exact")),
+    ("1d_exact_scale_up", (1, 2, 5), dict(scale_factor=1.7, mode="nearest-exact")),
+    ("1d_exact_scale_down_recompute", (2, 2, 9), dict(scale_factor=0.5, mode="nearest-exact",
+                                                      recompute_scale_factor=True)),
+    ("1d_linear_size_up", (2, 3, 5), dict(size=11, mode="linear", align_corners=False)),
+    ("1d_linear_size_down", (1, 2, 9), dict(size=4, mode="linear")),
+    ("1d_linear_corners_up", (2, 2, 5), dict(size=8, mode="linear", align_corners=True)),
+    ("1d_linear_corners_down", (1, 2, 9), dict(size=(4,), mode="linear", align_corners=True)),
+    ("1d_linear_scale_up", (2, 2, 5), dict(scale_factor=2, mode="linear")),
+    ("1d_linear_scale_down", (1, 3, 9), dict(scale_factor=0.7, mode="linear", align_corners=False)),
+    ("1d_linear_corners_scale", (1, 2, 5), dict(scale_factor=(1.5,), mode="linear", align_corners=True)),
+    ("1d_linear_recompute", (2, 2, 7), dict(scale_factor=1.3, mode="linear", recompute_scale_factor=True)),
+    ("1d_linear_same_size_scale", (1, 2, 5), dict(scale_factor=1.1, mode="linear")),
+    ("1d_linear_to_1", (1, 2, 5), dict(size=1, mode="linear", align_corners=True)),
+    ("1d_area_down", (2, 3, 9), dict(size=4, mode="area")),
+    ("1d_area_up", (1, 2, 3), dict(size=7, mode="area")),
+    ("1d_area_scale", (1, 2, 9), dict(scale_factor=0.5, mode="area")),
+    # 4-D nearest-exact, bicubic, area
+    ("exact_size_up", (2, 2, 5, 4), dict(size=(7, 9), mode="nearest-exact")),
+    ("exact_size_down", (1, 2, 9, 8), dict(size=(4, 3), mode="nearest-exact")),
+    ("exact_scale", (1, 2, 5, 6), dict(scale_factor=(1.5, 0.7), mode="nearest-exact")),
+    ("exact_recompute", (1, 1, 5, 7), dict(scale_factor=2.3, mode="nearest-exact", recompute_scale_factor=True)),
+    ("bicubic_size_up", (2, 2, 5, 4), dict(size=(7, 9), mode="bicubic", align_corners=False)),
+    ("bicubic_size_down", (1, 2, 9, 7), dict(size=(4, 3), mode="bicubic")),
+    ("bicubic_corners_up", (1, 2, 5, 4), dict(size=(8, 7), mode="bicubic", align_corners=True)),
+    ("bicubic_corners_down", (2, 1, 9, 7), dict(size=(4, 5), mode="bicubic", align_corners=True)),
+    ("bicubic_scale_up", (1, 2, 3, 4), dict(scale_factor=2, mode="bicubic")),
+    ("bicubic_scale_mixed", (1, 2, 5, 6), dict(scale_factor=(1.5, 0.7), mode="bicubic", align_corners=False)),
+    ("bicubic_corners_scale", (1, 2, 4, 5), dict(scale_factor=1.7, mode="bicubic", align_corners=True)),
+    ("bicubic_recompute", (1, 2, 5, 7), dict(scale_factor=(1.3, 0.6), mode="bicubic",
+                                             recompute_scale_factor=True)),
+    ("bicubic_to_1", (1, 2, 4, 5), dict(size=(1, 1), mode="bicubic")),
+    ("bicubic_tiny_input", (1, 1, 1, 2), dict(size=(3, 5), mode="bicubic")),
+    ("area_down", (2, 3, 7, 5), dict(size=(3, 2), mode="area")),
+    ("area_up", (1, 2, 3, 2), dict(size=(5, 4), mode="area")),
+    ("area_scale", (1, 2, 8, 6), dict(scale_factor=0.5, mode="area")),
 ]
 
 CASES = (
@@ -142,6 +188,13 @@ def test_nan_propagates_like_torch():
     lambda x: ember.adaptive_avg_pool2d(x, (2, 3)),
     lambda x: ember.interpolate(x, size=(4, 7), mode="bilinear"),
     lambda x: ember.interpolate(x, scale_factor=2),
+    lambda x: ember.interpolate(x, size=(4, 7), mode="bicubic"),
+    lambda x: ember.interpolate(x, scale_factor=1.5, mode="bicubic", align_corners=True),
+    lambda x: ember.interpolate(x, size=(7, 3), mode="nearest-exact"),
+    lambda x: ember.interpolate(x, size=(3, 4), mode="area"),
+    lambda x: ember.interpolate(x[0], size=8, mode="linear"),
+    lambda x: ember.interpolate(x[0], scale_factor=0.6, mode="linear", align_corners=True),
+    lambda x: ember.interpolate(x[0], size=7, mode="nearest-exact"),
 ])
 def test_second_derivative(fn):
     x = ember.tensor(distinct(1, 2, 5, 5).value, requires_grad=True)
@@ -169,12 +222,69 @@ def test_pool_without_grad_and_exports():
     (lambda: ember.adaptive_avg_pool2d(ember.ones(1, 1, 4, 4), 0), r"adaptive_avg_pool2d: output_size"),
     (lambda: ember.interpolate(ember.ones(1, 1, 4, 4)), r"exactly one of size and scale_factor"),
     (lambda: ember.interpolate(ember.ones(1, 1, 4, 4), size=2, align_corners=True), r"align_corners"),
-    (lambda: ember.interpolate(ember.ones(1, 1, 4, 4), size=2, mode="bicubic"), r"mode 'bicubic'"),
-    (lambda: ember.interpolate(ember.ones(1, 4, 4), size=2), r"expected a 4-D"),
+    (lambda: ember.interpolate(ember.ones(1, 1, 4, 4), size=2, mode="trilinear"), r"mode 'trilinear'"),
+    (lambda: ember.interpolate(ember.ones(4, 4), size=2), r"interpolate: expected a 3-D .* or 4-D"),
+    (lambda: ember.interpolate(ember.ones(1, 1, 2, 2, 2), size=2), r"interpolate: expected a 3-D .* or 4-D"),
 ])
 def test_errors(call, match):
     with pytest.raises(ember.OpError, match=match):
         call()
+
+
+# (arguments, Ember's message): each combination PyTorch rejects too
+INTERP_ERRORS = [
+    (((1, 1, 4, 4),), dict(size=2, mode="linear"), r"mode 'linear' expects a 3-D \(N, C, L\) input, got 4-D"),
+    (((1, 1, 4),), dict(size=2, mode="bilinear"), r"mode 'bilinear' expects a 4-D \(N, C, H, W\) input, got 3-D"),
+    (((1, 1, 4),), dict(size=2, mode="bicubic"), r"mode 'bicubic' expects a 4-D"),
+    (((1, 4),), dict(size=2), r"expected a 3-D"),
+    (((1, 1, 4),), dict(size=2, mode="nearest-exact", align_corners=False), r"align_corners .* 'nearest-exact'"),
+    (((1, 1, 4, 4),), dict(size=2, mode="area", align_corners=True), r"align_corners .* 'area'"),
+    (((1, 1, 4),), dict(size=2, recompute_scale_factor=True), r"recompute_scale_factor is not meaningful"),
+    (((1, 1, 4, 4),), dict(size=(2, 2, 2)), r"size must be an int or a tuple of 2"),
+    (((1, 1, 4),), dict(scale_factor=(2.0, 2.0)), r"scale_factor must be a float or a tuple of 1"),
+    (((1, 1, 4),), dict(size=2, scale_factor=2.0), r"only one of size and scale_factor"),
+    (((1, 1, 4),), dict(scale_factor=0.1, mode="linear"), r"output size \(0,\) must be positive"),
+]
+
+
+@pytest.mark.parametrize("args,kw,match", INTERP_ERRORS)
+def test_interpolate_errors_where_torch_rejects(args, kw, match):
+    with pytest.raises(ember.OpError, match=r"interpolate: " + match):
+        ember.interpolate(ember.ones(*args[0]), **kw)
+    with pytest.raises((RuntimeError, ValueError, NotImplementedError)):
+        F.interpolate(torch.ones(*args[0]), **kw)
+
+
+def test_interpolate_integer_input():
+    xi = np.arange(12).reshape(1, 2, 6)
+    got = ember.interpolate(ember.tensor(xi), size=9, mode="nearest-exact")
+    assert got.dtype == ember.int64
+    ref = F.interpolate(torch.tensor(xi, dtype=torch.float64), size=9, mode="nearest-exact").numpy()
+    np.testing.assert_array_equal(got.numpy(), ref)
+    with pytest.raises(ember.OpError, match="interpolate: mode 'linear' needs a floating-point input"):
+        ember.interpolate(ember.tensor(xi), size=9, mode="linear")
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        F.interpolate(torch.tensor(xi), size=9, mode="linear")
+
+
+def test_interpolate_antialias_not_supported():
+    with pytest.raises(ember.OpError, match="antialias"):
+        ember.interpolate(ember.ones(1, 1, 4, 4), size=2, mode="bilinear", antialias=True)
+
+
+@pytest.mark.parametrize("mode,shape,kw", [
+    ("nearest", (2, 3, 7), dict(scale_factor=2.3)),
+    ("nearest-exact", (2, 3, 5, 6), dict(size=(9, 4))),
+    ("linear", (2, 3, 7), dict(size=5, align_corners=True)),
+    ("bicubic", (2, 3, 5, 6), dict(scale_factor=(1.7, 0.6))),
+    ("area", (2, 3, 9, 6), dict(size=(4, 5))),
+])
+def test_interpolate_float64_and_no_grad_match_torch(mode, shape, kw):
+    x = np.random.default_rng(4).standard_normal(shape)
+    with ember.no_grad():
+        got = ember.interpolate(ember.tensor(x), mode=mode, **kw)
+    assert got.dtype == ember.float64
+    np.testing.assert_allclose(got.numpy(), F.interpolate(torch.tensor(x), mode=mode, **kw).numpy(), atol=1e-12)
 
 
 def test_torch_rejects_the_same_geometry():
@@ -259,3 +369,13 @@ def test_max_pool_without_gradients_matches_the_recording_path_and_torch(kw):
     with ember.no_grad():
         got = ember.max_pool2d(ember.tensor(xi), **kw).numpy()
     np.testing.assert_array_equal(got, F.max_pool2d(torch.tensor(xi, dtype=torch.float64), **kw).numpy())
+
+
+def test_interpolate_1d_nearest_same_size_keeps_the_scale():
+    """PyTorch's 1-D nearest forward maps by 1/scale even when the length is unchanged, but its backward treats
+    that as the identity; Ember matches the forward and gives the true adjoint (checked by gradcheck)."""
+    x = np.random.default_rng(5).standard_normal((1, 2, 3))
+    y = ember.interpolate(ember.tensor(x), scale_factor=1.23)
+    np.testing.assert_allclose(y.numpy(), F.interpolate(torch.tensor(x), scale_factor=1.23).numpy())
+    xt = ember.tensor(x, requires_grad=True)
+    assert ember.autograd.gradcheck(lambda t: ember.interpolate(t, scale_factor=1.23), (xt,))

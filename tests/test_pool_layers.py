@@ -47,6 +47,17 @@ POOL_MODULES = [
     ("up_bilinear_ac", _pair("Upsample", size=(5, 6), mode="bilinear", align_corners=True), [(1, 2, 3, 4)]),
     ("up_linear", _pair("Upsample", scale_factor=2, mode="linear"), [(2, 3, 5)]),
     ("up_nearest_1d", _pair("Upsample", size=7, mode="nearest"), [(2, 3, 5)]),
+    ("up_nearest_1d_scale_down", _pair("Upsample", scale_factor=0.6), [(1, 2, 9)]),
+    ("up_linear_ac_size", _pair("Upsample", size=8, mode="linear", align_corners=True), [(1, 2, 5)]),
+    ("up_linear_down_recompute", _pair("Upsample", scale_factor=0.7, mode="linear", recompute_scale_factor=True),
+     [(2, 2, 9)]),
+    ("up_linear_size_tuple", _pair("Upsample", size=(4,), mode="linear", align_corners=False), [(1, 3, 7)]),
+    ("up_exact_1d", _pair("Upsample", scale_factor=1.7, mode="nearest-exact"), [(2, 2, 5)]),
+    ("up_exact_2d", _pair("Upsample", size=(5, 9), mode="nearest-exact"), [(1, 2, 3, 4)]),
+    ("up_bicubic", _pair("Upsample", scale_factor=2, mode="bicubic"), [(1, 2, 3, 4)]),
+    ("up_bicubic_ac", _pair("Upsample", size=(4, 7), mode="bicubic", align_corners=True), [(2, 1, 5, 3)]),
+    ("up_area_1d", _pair("Upsample", size=4, mode="area"), [(1, 2, 9)]),
+    ("up_area_2d", _pair("Upsample", scale_factor=0.5, mode="area"), [(1, 2, 6, 8)]),
     ("up_nearest2d", _pair("UpsamplingNearest2d", scale_factor=3), [(1, 2, 2, 3)]),
     ("up_bilinear2d", _pair("UpsamplingBilinear2d", size=(4, 5)), [(1, 2, 3, 3)]),
 ]
@@ -81,6 +92,8 @@ def test_module_matches_torch(case, make, specs):
     (lambda: ember.nn.MaxPool2d(2), ember.ones(5, 5), "max_pool2d: expected a 3-D or 4-D input"),
     (lambda: ember.nn.Upsample(scale_factor=2, mode="bilinear"), ember.ones(1, 2, 5), "expects a 4-D"),
     (lambda: ember.nn.Upsample(scale_factor=2), ember.ones(1, 2), "Upsample"),
+    (lambda: ember.nn.Upsample(scale_factor=2, mode="bicubic"), ember.ones(1, 2, 5), "'bicubic' expects a 4-D"),
+    (lambda: ember.nn.Upsample(size=3, mode="linear"), ember.ones(1, 2, 5, 5), "'linear' expects a 3-D"),
     (lambda: ember.nn.ReflectionPad2d(1), ember.ones(5), "ReflectionPad2d: expected a 3-D or 4-D input"),
     (lambda: ember.nn.ReflectionPad1d(3), ember.ones(1, 2, 3), "reflect padding"),
 ])
@@ -92,10 +105,12 @@ def test_module_bad_inputs(make, x, match):
 def test_module_bad_arguments():
     with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
         ember.nn.Upsample()
-    with pytest.raises(ValueError, match="mode 'bicubic' is not supported"):
-        ember.nn.Upsample(scale_factor=2, mode="bicubic")
+    with pytest.raises(ValueError, match="mode 'trilinear' is not supported"):
+        ember.nn.Upsample(scale_factor=2, mode="trilinear")
     with pytest.raises(ValueError, match="align_corners"):
         ember.nn.Upsample(scale_factor=2, align_corners=True)
+    with pytest.raises(ValueError, match="align_corners"):
+        ember.nn.Upsample(scale_factor=2, mode="area", align_corners=False)
     with pytest.raises(ValueError, match="padding must be an int or a tuple of 4"):
         ember.nn.ZeroPad2d((1, 2))
 

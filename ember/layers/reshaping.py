@@ -216,7 +216,7 @@ class UpSampling2D(Layer):
         self.interpolation = interpolation
 
     def call(self, inputs):
-        from ..ops.pool import interpolate
+        from ..ops.resize import interpolate
         _check_rank(self, inputs, 4, f"({self.data_format})")
         if self.interpolation == "nearest":
             y = inputs

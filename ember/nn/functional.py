@@ -25,7 +25,7 @@ _FORWARDED = ("relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "sil
               "softshrink", "hardshrink", "threshold", "prelu", "softmax", "log_softmax", "one_hot", "pad")
 # every public name (``__all__``) of these op families is forwarded too
 _SEARCH = ("activation", "softmax", "index", "join", "conv", "pool", "normalization", "attention", "rnn",
-           "embedding")
+           "embedding", "resize")
 
 __all__ = ["linear", "dropout", "softmin", "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "huber_loss",
            "smooth_l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"]

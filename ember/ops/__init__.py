@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..tensor import Tensor
 from . import (activation, attention, conv, elementwise, embedding, index, linalg, normalization,  # noqa: F401
-               pool, reduce, rnn, shape, softmax, unary, where)
+               pool, reduce, resize, rnn, shape, softmax, unary, where)
 from ._util import TENSOR_METHODS
 from .activation import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
@@ -18,6 +18,7 @@ from .linalg import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
+from .resize import *  # noqa: F401,F403
 from .rnn import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .softmax import *  # noqa: F401,F403

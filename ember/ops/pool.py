@@ -1,4 +1,4 @@
-"""Pooling and resizing: max/average pooling 1-D and 2-D, adaptive pooling, ``interpolate``.
+"""Pooling: max/average pooling 1-D and 2-D, adaptive pooling (resizing is :mod:`ember.ops.resize`).
 
 Windows are strided views of the (padded) input, never Python loops over output positions (a loop over
 the KH*KW kernel offsets, each one strided slice over the whole batch, is the most there is). Max pooling
@@ -9,13 +9,12 @@ gradient evenly over its window; again the two are each other's gradient.
 """
 from __future__ import annotations
 
-import math
 
 from ..autograd.grad_mode import _state
 from ._util import Op, OpError, Tensor, _wrap
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-           "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate"]
+           "adaptive_max_pool1d", "adaptive_max_pool2d"]
 
 
 def _pair(v, n: int, name: str, op: str) -> tuple:
@@ -505,67 +504,3 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
 def adaptive_max_pool1d(input: Tensor, output_size, return_indices: bool = False):
     """Max pooling to a fixed output length, as ``torch.nn.functional.adaptive_max_pool1d``."""
     return _adaptive_max(input, output_size, return_indices, 1, "adaptive_max_pool1d")
-
-
-# ---------------------------------------------------------------- interpolate
-def _source_index(xp, n: int, o: int, scale, mode: str, align_corners: bool):
-    """Source coordinates of each output row/column, as PyTorch's upsample kernels compute them."""
-    i = xp.arange(o)
-    if mode == "nearest":
-        sc = xp.float32(n / o if scale is None else 1.0 / scale)
-        return xp.minimum(xp.floor(i.astype(xp.float32) * sc).astype(xp.int64), n - 1)
-    if align_corners:
-        return i * ((n - 1) / (o - 1) if o > 1 else 0.0)
-    sc = n / o if scale is None else 1.0 / scale
-    return xp.maximum((i + 0.5) * sc - 0.5, 0.0)
-
-
-def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
-                align_corners: bool | None = None) -> Tensor:
-    """Resize an (N, C, H, W) input, as ``torch.nn.functional.interpolate`` for modes 'nearest' and 'bilinear'.
-
-    Give exactly one of ``size`` (int or (OH, OW)) and ``scale_factor`` (float or pair; the output is
-    ``floor(H * scale)``). Built from differentiable ``index_select`` along H then W, so memory is the
-    N*C*OH*W intermediate plus the output (bilinear: two of each, blended).
-
-    >>> import ember
-    >>> ember.interpolate(ember.tensor([[[[1., 2.]]]]), scale_factor=2).shape
-    ember.Size([1, 1, 2, 4])
-    """
-    from .index import index_select
-    if mode not in ("nearest", "bilinear"):
-        raise OpError(f"interpolate: mode {mode!r} is not supported; expected 'nearest' or 'bilinear'")
-    if mode == "nearest" and align_corners is not None:
-        raise OpError("interpolate: align_corners option can only be set with the interpolating mode 'bilinear'")
-    if input.data.ndim != 4:
-        raise OpError(f"interpolate: expected a 4-D (N, C, H, W) input for mode {mode!r}, got shape "
-                      f"{tuple(input.data.shape)}")
-    if (size is None) == (scale_factor is None):
-        raise OpError("interpolate: give exactly one of size and scale_factor")
-    hw = input.data.shape[2:]
-    if size is not None:
-        out = _pair(size, 2, "size", "interpolate")
-        scales = (None, None)
-    else:
-        scales = tuple(float(v) for v in (scale_factor if isinstance(scale_factor, (list, tuple))
-                                          else (scale_factor,) * 2))
-        if len(scales) != 2:
-            raise OpError(f"interpolate: scale_factor must be a float or a pair, got {scale_factor!r}")
-        out = tuple(int(math.floor(n * f)) for n, f in zip(hw, scales))
-    if min(out) < 1:
-        raise OpError(f"interpolate: output size {out} must be positive (input {tuple(input.data.shape)})")
-    xp = input.xp
-    y = input
-    for axis, n, o, sc in zip((2, 3), hw, out, scales):
-        if o == n and (sc is None or sc == 1.0):
-            continue
-        src = _source_index(xp, n, o, sc, mode, bool(align_corners))
-        if mode == "nearest":
-            y = index_select(y, axis, _wrap(src))
-            continue
-        i0 = xp.minimum(xp.floor(src).astype(xp.int64), n - 1)
-        i1 = xp.minimum(i0 + 1, n - 1)
-        lam = (src - i0).astype(input.data.dtype)
-        lam = lam[:, None] if axis == 2 else lam
-        y = index_select(y, axis, _wrap(i0)) * _wrap(1 - lam) + index_select(y, axis, _wrap(i1)) * _wrap(lam)
-    return y

@@ -198,15 +198,13 @@ class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
         return adaptive_max_pool2d(input, self.output_size, self.return_indices)
 
 
-_UPSAMPLE_MODES = ("nearest", "linear", "bilinear")
+_UPSAMPLE_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "area")
 
 
 class Upsample(Module):
-    """Resize by ``size`` or ``scale_factor`` (PyTorch's ``nn.Upsample``) with mode 'nearest', 'linear' (3-D
-    input) or 'bilinear' (4-D input); ``align_corners`` applies to the interpolating modes.
-
-    3-D ``(N, C, L)`` inputs are resized as a unit-height image. Memory: the intermediate after resizing
-    the height plus the output (see :func:`ember.interpolate`).
+    """Resize by ``size`` or ``scale_factor`` (PyTorch's ``nn.Upsample``): modes 'nearest', 'nearest-exact',
+    'area' (3-D or 4-D input), 'linear' (3-D), 'bilinear', 'bicubic' (4-D); ``align_corners`` applies to
+    'linear', 'bilinear' and 'bicubic'. Memory and arithmetic as :func:`ember.interpolate`.
 
     >>> import ember
     >>> up = ember.nn.Upsample(scale_factor=2, mode="nearest")
@@ -223,9 +221,9 @@ class Upsample(Module):
             raise ValueError(f"Upsample: mode {mode!r} is not supported; expected one of {list(_UPSAMPLE_MODES)}")
         if (size is None) == (scale_factor is None):
             raise ValueError("Upsample: give exactly one of size and scale_factor")
-        if mode == "nearest" and align_corners is not None:
+        if align_corners is not None and mode not in ("linear", "bilinear", "bicubic"):
             raise ValueError("Upsample: align_corners option can only be set with the interpolating modes "
-                             "'linear' and 'bilinear'")
+                             "'linear', 'bilinear' and 'bicubic'")
         self.size = size
         if isinstance(scale_factor, (list, tuple)):
             self.scale_factor = tuple(float(f) for f in scale_factor)
@@ -240,23 +238,12 @@ class Upsample(Module):
         return info + f", mode={self.mode!r}"
 
     def forward(self, input):
-        from ...ops.pool import interpolate
-        from ...ops.shape import squeeze, unsqueeze
-        want = 3 if self.mode == "linear" else 4 if self.mode == "bilinear" else None
-        if input.ndim not in (3, 4) or (want is not None and input.ndim != want):
-            expect = {3: "3-D (N, C, L)", 4: "4-D (N, C, H, W)", None: "3-D (N, C, L) or 4-D (N, C, H, W)"}[want]
-            raise OpError(f"{type(self).__name__}: mode {self.mode!r} expects a {expect} input, got shape "
+        from ...ops.resize import interpolate
+        if input.ndim not in (3, 4):
+            raise OpError(f"{type(self).__name__}: expected a 3-D (N, C, L) or 4-D (N, C, H, W) input, got shape "
                           f"{tuple(input.shape)}")
-        if input.ndim == 4:
-            return interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners)
-        size = scale = None
-        if self.size is not None:
-            size = (1, self.size[0] if isinstance(self.size, (list, tuple)) else self.size)
-        else:
-            f = self.scale_factor
-            scale = (1.0, f[0] if isinstance(f, tuple) else f)
-        mode = "bilinear" if self.mode == "linear" else self.mode
-        return squeeze(interpolate(unsqueeze(input, 2), size, scale, mode, self.align_corners), 2)
+        return interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners,
+                           self.recompute_scale_factor)
 
 
 class UpsamplingNearest2d(Upsample):
