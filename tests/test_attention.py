@@ -520,6 +520,259 @@ def test_keras_multi_head_attention_errors():
         layer(ember.ones(2, 3, 4), ember.ones(2, 5, 4), attention_mask=ember.ones(2, 3, 4, dtype=ember.bool))
 
 
+# ---- MultiHeadAttention: implicit Keras masks (Keras 3's _compute_attention_mask) and attention_axes
+def _bool(shape, seed, p=0.35):
+    m = np.random.default_rng(seed).random(shape) > p
+    m[..., 0] = True
+    return m
+
+
+def _kmha(**cfg):
+    return ember.layers.MultiHeadAttention(bias_initializer="random_normal", **cfg)
+
+
+def _masked(x, m):
+    """``x`` as a tensor carrying the Keras mask ``m``, as Embedding(mask_zero=True) leaves it."""
+    t = ember.tensor(x)
+    t._keras_mask = ember.tensor(m)
+    return t
+
+
+MASK_CASES = [
+    ("query", dict(q=True), {}),
+    ("value", dict(v=True), {}),
+    ("query_value", dict(q=True, v=True), {}),
+    ("query_value_key", dict(q=True, v=True, k=True), {}),
+    ("all_and_explicit", dict(q=True, v=True, k=True), dict(attention_mask=_bool((2, 4, 5), 7))),
+    ("all_and_causal", dict(q=True, v=True), dict(use_causal_mask=True)),
+    ("value_and_2d_explicit", dict(v=True), dict(attention_mask=_bool((4, 5), 8))),
+]
+
+
+@pytest.mark.parametrize("name,which,kw", MASK_CASES, ids=[c[0] for c in MASK_CASES])
+def test_keras_mha_implicit_masks_equal_explicit_attention_mask(name, which, kw):
+    r = np.random.default_rng(3)
+    B, T, S = 2, 4, 5
+    q, v, k = (r.standard_normal(s).astype(np.float32) for s in ((B, T, 6), (B, S, 6), (B, S, 3)))
+    qm, vm, km = _bool((B, T), 1), _bool((B, S), 2), _bool((B, S), 3)
+    if kw.get("use_causal_mask"):
+        T, S = 5, 5
+        q, qm, k, km = v.copy(), vm[:, ::-1].copy(), None, None
+        which = dict(which, k=False)
+    layer = _kmha(num_heads=2, key_dim=3)
+    eq = _masked(q, qm) if which.get("q") else ember.tensor(q)
+    ev = _masked(v, vm) if which.get("v") else ember.tensor(v)
+    ek = None if k is None else (_masked(k, km) if which.get("k") else ember.tensor(k))
+    out, scores = layer(eq, ev, key=ek, return_attention_scores=True,
+                        **{a: (ember.tensor(b) if a == "attention_mask" else b) for a, b in kw.items()})
+    full = np.ones((B, T, S), bool)                  # the equivalent explicit mask, built as Keras documents it
+    if which.get("q"):
+        full &= qm[:, :, None]
+    if which.get("v"):
+        full &= vm[:, None, :]
+    if which.get("k"):
+        full &= km[:, None, :]
+    if kw.get("use_causal_mask"):
+        full &= np.tril(np.ones((T, S), bool))
+    if "attention_mask" in kw:
+        full &= kw["attention_mask"]
+    ref_out, ref_scores = layer(ember.tensor(q), ember.tensor(v), key=None if k is None else ember.tensor(k),
+                                attention_mask=ember.tensor(full), return_attention_scores=True)
+    np.testing.assert_array_equal(out.detach().numpy(), ref_out.detach().numpy())
+    np.testing.assert_array_equal(scores.detach().numpy(), ref_scores.detach().numpy())
+    if which.get("q"):
+        assert out._keras_mask.tolist() == qm.tolist()       # the output carries the query's mask, as in Keras
+    else:
+        assert getattr(out, "_keras_mask", None) is None
+    # the same masks given as call arguments
+    arg_out = layer(ember.tensor(q), ember.tensor(v), key=None if k is None else ember.tensor(k),
+                    query_mask=qm if which.get("q") else None, value_mask=vm if which.get("v") else None,
+                    key_mask=ember.tensor(km) if which.get("k") else None,
+                    **{a: (ember.tensor(b) if a == "attention_mask" else b) for a, b in kw.items()})
+    np.testing.assert_array_equal(arg_out.detach().numpy(), ref_out.detach().numpy())
+
+
+def _torch_mha_from_keras(layer, dim, H, kd):
+    t = torch.nn.MultiheadAttention(dim, H, batch_first=True)
+    w = {n: getattr(layer, n).kernel.detach().numpy() for n in ("query_dense", "key_dense", "value_dense")}
+    b = {n: getattr(layer, n).bias.detach().numpy() for n in ("query_dense", "key_dense", "value_dense")}
+    with torch.no_grad():
+        t.in_proj_weight.copy_(torch.tensor(np.concatenate([w[n].reshape(dim, H * kd).T for n in w])))
+        t.in_proj_bias.copy_(torch.tensor(np.concatenate([b[n].reshape(-1) for n in b])))
+        t.out_proj.weight.copy_(torch.tensor(layer.output_dense.kernel.detach().numpy().reshape(H * kd, dim).T))
+        t.out_proj.bias.copy_(torch.tensor(layer.output_dense.bias.detach().numpy()))
+    return t
+
+
+def test_keras_mha_value_mask_equals_torch_key_padding_mask():
+    r = np.random.default_rng(4)
+    x = r.standard_normal((3, 6, 8)).astype(np.float32)
+    vm = _bool((3, 6), 5, p=0.5)
+    layer = _kmha(num_heads=2, key_dim=4)
+    ex = _masked(x, vm)
+    ex.requires_grad_()
+    out, scores = layer(ember.tensor(x), ex, return_attention_scores=True)
+    t = _torch_mha_from_keras(layer, 8, 2, 4)
+    tx = torch.tensor(x, requires_grad=True)
+    t_out, t_w = t(torch.tensor(x), tx, tx, key_padding_mask=torch.tensor(~vm), average_attn_weights=False)
+    np.testing.assert_allclose(out.detach().numpy(), t_out.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(scores.detach().numpy(), t_w.detach().numpy(), atol=1e-6)
+    g = r.standard_normal((3, 6, 8)).astype(np.float32)
+    (out * ember.tensor(g)).sum().backward()
+    (t_out * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), atol=1e-4)
+    np.testing.assert_allclose(layer.key_dense.kernel.grad.numpy().reshape(8, 8).T,
+                               t.in_proj_weight.grad[8:16].numpy(), atol=1e-4)
+
+
+# (input shape, attention_axes, Keras' dot-product / combine einsums on the (B, *dims, heads, d) projections)
+AXES = [
+    ("2d_hw", (2, 3, 4, 6), (1, 2), "bijnd,bxynd->bnijxy", "bnijxy,bxynd->bijnd"),
+    ("2d_negative", (1, 2, 3, 5), (-3, -2), "bijnd,bxynd->bnijxy", "bnijxy,bxynd->bijnd"),
+    ("axis_1_of_4d", (2, 3, 4, 6), (1,), "bijnd,bxjnd->bjnix", "bjnix,bxjnd->bijnd"),
+    ("axis_2_of_4d", (2, 3, 4, 6), (2,), "bijnd,bixnd->binjx", "binjx,bixnd->bijnd"),
+    ("default_all_of_4d", (2, 3, 2, 5), None, "bijnd,bxynd->bnijxy", "bnijxy,bxynd->bijnd"),
+    ("axes_1_3_of_5d", (1, 2, 3, 2, 4), (1, 3), "bijknd,bxjynd->bjnikxy", "bjnikxy,bxjynd->bijknd"),
+]
+
+
+def _keras_axes_torch(w, q, v, H, kd, dot_eq, combine_eq, k_axes, mask=None):
+    """Keras' MultiHeadAttention with attention_axes, in torch ops on the Keras weight layout."""
+    wq, bq, wk, bk, wv, bv, wo, bo = w
+    qh = torch.einsum("...c,chd->...hd", q, wq) + bq
+    kh = torch.einsum("...c,chd->...hd", v, wk) + bk
+    vh = torch.einsum("...c,chd->...hd", v, wv) + bv
+    s = torch.einsum(dot_eq, qh / np.sqrt(kd), kh)
+    if mask is not None:
+        s = s.masked_fill(~mask.unsqueeze(-2 * k_axes - 1), float("-inf"))
+    p = torch.softmax(s.flatten(-k_axes), -1).reshape(s.shape)
+    out = torch.einsum(combine_eq, p, vh)
+    return torch.einsum("...hd,hdo->...o", out, wo) + bo, p
+
+
+@pytest.mark.parametrize("name,shape,axes,dot_eq,combine_eq", AXES, ids=[c[0] for c in AXES])
+def test_keras_mha_attention_axes_match_torch(name, shape, axes, dot_eq, combine_eq):
+    r = np.random.default_rng(5)
+    vshape = shape[:-1] + (3,)
+    x, y = r.standard_normal(shape).astype(np.float32), r.standard_normal(vshape).astype(np.float32)
+    H, kd = 2, 3
+    layer = ember.layers.MultiHeadAttention(num_heads=H, key_dim=kd, attention_axes=axes,
+                                            bias_initializer="random_normal")
+    ex, ey = ember.tensor(x, requires_grad=True), ember.tensor(y, requires_grad=True)
+    rank = len(shape)
+    ax = tuple(a % rank for a in axes) if axes is not None else tuple(range(1, rank - 1))
+    other = [a for a in range(1, rank - 1) if a not in ax]
+    mshape = (shape[0],) + tuple(shape[a] for a in other) + tuple(shape[a] for a in ax) * 2
+    m = np.random.default_rng(6).random(mshape) > 0.3
+    m.reshape(mshape[:len(mshape) - 2 * len(ax)] + (-1,))[..., 0] = True
+    out, scores = layer(ex, ey, attention_mask=ember.tensor(m), return_attention_scores=True)
+    subs = [layer.query_dense, layer.key_dense, layer.value_dense, layer.output_dense]
+    params = [w for s in subs for w in (s.kernel, s.bias)]
+    tw = [torch.tensor(p.detach().numpy(), requires_grad=True) for p in params]
+    tx, ty = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
+    t_out, t_scores = _keras_axes_torch(tw, tx, ty, H, kd, dot_eq, combine_eq, len(ax), torch.tensor(m))
+    assert tuple(out.shape) == shape and tuple(scores.shape) == tuple(t_scores.shape)
+    np.testing.assert_allclose(out.detach().numpy(), t_out.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(scores.detach().numpy(), t_scores.detach().numpy(), atol=1e-6)
+    g = r.standard_normal(shape).astype(np.float32)
+    (out * ember.tensor(g)).sum().backward()
+    (t_out * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), atol=1e-4)
+    np.testing.assert_allclose(ey.grad.numpy(), ty.grad.numpy(), atol=1e-4)
+    for p, t in zip(params, tw):
+        np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), atol=1e-4)
+
+
+def test_keras_mha_attention_axes_gradcheck_and_implicit_masks():
+    layer = ember.layers.MultiHeadAttention(num_heads=2, key_dim=2, attention_axes=(1, 2),
+                                            bias_initializer="random_normal")
+    x = ember.randn(2, 2, 3, 4).double().requires_grad_()
+    layer(x, x)
+    layer.double()
+    qm = _bool((2, 2, 3), 9)
+    assert ember.autograd.gradcheck(lambda a: layer(a, a, query_mask=qm, value_mask=qm), [x])
+    params = [p for p in layer.parameters()]
+    assert ember.autograd.gradcheck(lambda *ps: layer(x.detach(), x.detach(), value_mask=qm), params)
+    # implicit (B, H, W) masks equal the explicit (B, H, W, H, W) mask
+    xm = _masked(x.detach().numpy(), qm)
+    full = qm[:, :, :, None, None] & qm[:, None, None, :, :]
+    np.testing.assert_array_equal(layer(xm, xm).detach().numpy(),
+                                  layer(x.detach(), x.detach(), attention_mask=full).detach().numpy())
+
+
+def test_keras_mha_attention_axes_config_round_trip_and_model():
+    layer = ember.layers.MultiHeadAttention(num_heads=2, key_dim=3, attention_axes=(1, 2), name="img_mha")
+    cfg = layer.get_config()
+    assert cfg["attention_axes"] == [1, 2]
+    clone = ember.layers.MultiHeadAttention.from_config(cfg)
+    assert clone.get_config() == cfg and clone.attention_axes == (1, 2)
+    assert ember.layers.MultiHeadAttention(num_heads=1, key_dim=2, attention_axes=2).get_config()[
+        "attention_axes"] == [2]
+    inp = ember.layers.Input((3, 4, 5))
+    h = ember.layers.MultiHeadAttention(num_heads=2, key_dim=3, attention_axes=(1, 2), name="img_attn")(inp, inp)
+    model = ember.Model(inp, ember.layers.Dense(1)(ember.layers.Flatten()(h)))
+    x = np.random.default_rng(0).standard_normal((8, 3, 4, 5)).astype(np.float32)
+    assert tuple(model(ember.tensor(x)).shape) == (8, 1)
+    model.compile(optimizer="adam", loss="mse")
+    hist = model.fit(x, x.sum((1, 2, 3))[:, None], epochs=2, batch_size=4, verbose=0)
+    assert np.isfinite(hist.history["loss"]).all()
+    rebuilt = ember.Model.from_config(model.get_config())
+    assert rebuilt.get_layer("img_attn").attention_axes == (1, 2)
+
+
+@pytest.mark.slow
+def test_keras_mha_functional_model_with_embedding_mask_trains():
+    tokens = ember.layers.Input((6,), dtype="int64")
+    emb = ember.layers.Embedding(20, 8, mask_zero=True, name="emb")(tokens)
+    mha = ember.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="mha")
+    h = mha(emb, emb)
+    model = ember.Model(tokens, ember.layers.Dense(1)(ember.layers.GlobalAveragePooling1D()(h)))
+    r = np.random.default_rng(1)
+    ids = r.integers(1, 20, (16, 6))
+    ids[:, 4:] = 0                                    # padding the mask hides
+    ids[::3, 2:] = 0
+    y = (ids > 10).sum(1, keepdims=True).astype(np.float32)
+    model.compile(optimizer="adam", loss="mse")
+    hist = model.fit(ids, y, epochs=3, batch_size=8, verbose=0)
+    assert len(hist.history["loss"]) == 3 and np.isfinite(hist.history["loss"]).all()
+    # inside the model the attention used the Embedding's mask: padded keys get zero weight
+    e = model.get_layer("emb")(ember.tensor(ids))
+    _, scores = mha(e, e, return_attention_scores=True)
+    pad = ids == 0
+    assert np.all(scores.detach().numpy().transpose(0, 2, 1, 3)[np.broadcast_to(
+        pad[:, None, None, :], (16, 6, 2, 6))] == 0)
+    # and the padding's embedding row cannot change the model's output
+    out = model(ember.tensor(ids)).detach().numpy()
+    table = model.get_layer("emb").embeddings
+    table.data[0] += 5.0
+    np.testing.assert_allclose(model(ember.tensor(ids)).detach().numpy(), out, atol=1e-5)
+
+
+def test_keras_mha_axes_and_mask_errors():
+    for bad in [(0,), (3,), (-1,), (-3, 1)]:
+        layer = ember.layers.MultiHeadAttention(num_heads=2, key_dim=2, attention_axes=bad)
+        with pytest.raises(ValueError, match=r"attention_axes=.*invalid for inputs of rank 4"):
+            layer(ember.ones(2, 3, 4, 5), ember.ones(2, 3, 4, 5))
+    for bad in ["a", (), (1.5,), (1, 1)]:
+        with pytest.raises(ValueError, match="attention_axes must be an int or a non-empty list"):
+            ember.layers.MultiHeadAttention(num_heads=2, key_dim=2, attention_axes=bad)
+    layer = ember.layers.MultiHeadAttention(num_heads=2, key_dim=2, attention_axes=(1, 2))
+    x = ember.ones(2, 3, 4, 5)
+    with pytest.raises(ValueError, match="use_causal_mask needs a single attention axis"):
+        layer(x, x, use_causal_mask=True)
+    with pytest.raises(ValueError, match="must match in the batch axis and every axis that is not an attention"):
+        ember.layers.MultiHeadAttention(num_heads=2, key_dim=2, attention_axes=(2,))(x, ember.ones(2, 2, 4, 5))
+    with pytest.raises(ValueError, match="one rank >= 3"):
+        layer(x, ember.ones(2, 12, 5))
+    with pytest.raises(ValueError, match=r"attention_mask of shape \(2, 3, 4\) does not broadcast to"):
+        layer(x, x, attention_mask=np.ones((2, 3, 4), bool))
+    with pytest.raises(ValueError, match=r"query_mask of shape \(2, 5\) does not broadcast to the input's"):
+        layer(x, x, query_mask=np.ones((2, 5), bool))
+    seq = ember.layers.MultiHeadAttention(num_heads=2, key_dim=2)
+    with pytest.raises(ValueError, match=r"value_mask of shape \(2, 4\) does not broadcast"):
+        seq(ember.ones(2, 3, 4), _masked(np.ones((2, 5, 4), np.float32), np.ones((2, 4), bool)))
+
+
 def test_position_layers():
     pos = ember.layers.PositionEmbedding(sequence_length=8, initializer="random_normal")
     x = ember.randn(2, 5, 3)
