@@ -507,3 +507,165 @@ def test_dtype_mismatch_is_explained():
         ember.nn.BatchNorm1d(3)(ember.randn(2, 3, dtype=ember.float64))
     y = L.BatchNormalization()(ember.randn(2, 3, dtype=ember.float64))     # Keras layers cast the input
     assert y.dtype == ember.float32
+
+
+# ---------------------------------------------------------------- masked BatchNormalization (Keras 3)
+def _keras_weighted_moments(x, m):
+    """NumPy copy of Keras 3's ``BatchNormalization._moments`` with a mask (channels last)."""
+    w = m.astype(x.dtype)[..., None]
+    axes = tuple(range(x.ndim - 1))
+    wx = w * x
+    count = w.sum(axis=axes) + 1e-7
+    mean = wx.sum(axis=axes) / count
+    var = (w * (wx - mean) ** 2).sum(axis=axes) / count
+    return mean, var
+
+
+def _seq_mask(rng, b, t):
+    lengths = rng.integers(1, t + 1, size=b)
+    return np.arange(t)[None, :] < lengths[:, None]
+
+
+@pytest.mark.parametrize("shape,kw", [((4, 6, 3), {}), ((1, 5, 2), {"center": False}), ((3, 2, 4, 5), {"scale": False}),
+                                      ((7, 3), {"momentum": 0.5, "epsilon": 1e-5})])
+def test_masked_batch_normalization_matches_keras_weighted_moments(shape, kw):
+    rng = np.random.default_rng(1)
+    bn = L.BatchNormalization(momentum=kw.pop("momentum", 0.9), epsilon=kw.pop("epsilon", 1e-3), **kw,
+                              beta_initializer="random_normal", gamma_initializer="random_uniform")
+    bn(ember.zeros(*shape))                              # builds; inference leaves the statistics
+    gamma = bn.gamma.detach().numpy() if bn.gamma is not None else 1.0
+    beta = bn.beta.detach().numpy() if bn.beta is not None else 0.0
+    mm, mv = np.zeros(shape[-1]), np.ones(shape[-1])
+    for step in range(3):
+        x = (rng.standard_normal(shape) * (step + 1) + step).astype(np.float32)
+        m = _seq_mask(rng, shape[0], shape[1]) if len(shape) == 3 else rng.random(shape[:-1]) < 0.6
+        m.reshape(-1)[0] = True
+        y = bn(ember.tensor(x), training=True, mask=ember.tensor(m))
+        mean, var = _keras_weighted_moments(x.astype(np.float64), m)
+        np.testing.assert_allclose(y.detach().numpy(), (x - mean) / np.sqrt(var + bn.epsilon) * gamma + beta,
+                                   rtol=1e-4, atol=1e-4)
+        assert y._keras_mask.tolist() == m.tolist()                     # passed on
+        mm = mm * bn.momentum + mean * (1 - bn.momentum)
+        mv = mv * bn.momentum + var * (1 - bn.momentum)
+        np.testing.assert_allclose(bn.moving_mean.detach().numpy(), mm, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(bn.moving_variance.detach().numpy(), mv, rtol=1e-5, atol=1e-5)
+    y = bn(ember.tensor(x), mask=ember.tensor(m))          # inference: the moving statistics, mask passed on
+    np.testing.assert_allclose(y.detach().numpy(), (x - mm) / np.sqrt(mv + bn.epsilon) * gamma + beta,
+                               rtol=1e-4, atol=1e-4)
+    assert y._keras_mask.tolist() == m.tolist()
+
+
+def test_masked_batch_normalization_all_true_mask_equals_unmasked():
+    rng = np.random.default_rng(2)
+    x = ember.tensor(rng.standard_normal((4, 5, 3)).astype(np.float32))
+    a, b = L.BatchNormalization(), L.BatchNormalization()
+    ya = a(x, training=True, mask=ember.ones(4, 5, dtype=ember.bool))
+    yb = b(x, training=True)
+    np.testing.assert_allclose(ya.detach().numpy(), yb.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a.moving_variance.detach().numpy(), b.moving_variance.detach().numpy(), rtol=1e-5)
+
+
+def test_masked_positions_do_not_influence_the_statistics():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 6, 3)).astype(np.float32)
+    m = _seq_mask(rng, 4, 6)
+    m[0, -1] = False
+    x2 = x.copy()
+    x2[~m] = rng.standard_normal((int((~m).sum()), 3)) * 100 + 50        # garbage under the mask
+    a, b = L.BatchNormalization(), L.BatchNormalization()
+    ya = a(ember.tensor(x), training=True, mask=ember.tensor(m)).detach().numpy()
+    yb = b(ember.tensor(x2), training=True, mask=ember.tensor(m)).detach().numpy()
+    np.testing.assert_allclose(ya[m], yb[m], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a.moving_mean.detach().numpy(), b.moving_mean.detach().numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(a.moving_variance.detach().numpy(), b.moving_variance.detach().numpy(), rtol=1e-5)
+    # gradients: the loss over unmasked outputs gives zero gradient to the masked inputs
+    xt = ember.tensor(x, requires_grad=True)
+    y = L.BatchNormalization()(xt, training=True, mask=ember.tensor(m))
+    (y * ember.tensor(m[..., None].astype(np.float32))).square().sum().backward()
+    g = xt.grad.numpy()
+    assert np.all(g[~m] == 0) and np.abs(g[m]).max() > 0
+
+
+def test_masked_batch_normalization_reads_the_keras_mask_of_its_input():
+    emb = L.Embedding(10, 3, mask_zero=True)
+    ids = ember.tensor(np.array([[1, 2, 0, 0], [3, 0, 0, 0]]))
+    e = emb(ids)
+    bn = L.BatchNormalization()
+    y = bn(e, training=True)
+    m = ids.numpy() != 0
+    mean, var = _keras_weighted_moments(e.detach().numpy().astype(np.float64), m)
+    np.testing.assert_allclose(bn.moving_mean.detach().numpy(), 0.01 * mean, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(y.detach().numpy(), (e.detach().numpy() - mean) / np.sqrt(var + 1e-3), rtol=1e-4,
+                               atol=1e-4)
+    assert y._keras_mask.tolist() == m.tolist()
+
+
+@pytest.mark.parametrize("shape,axis", [((3, 4, 2), -1), ((2, 3, 4), 1), ((5, 3), -1)])
+def test_masked_batch_normalization_gradcheck(shape, axis):
+    rng = np.random.default_rng(4)
+    bn = L.BatchNormalization(axis=axis, dtype="float64", beta_initializer="random_normal",
+                              gamma_initializer="random_uniform")
+    bn(ember.zeros(*shape, dtype=ember.float64))
+    mshape = tuple(s for i, s in enumerate(shape) if i != axis % len(shape))
+    m = rng.random(mshape) < 0.6
+    m.reshape(-1)[:2] = True
+    mask = ember.tensor(m)
+    x = ember.tensor(rng.standard_normal(shape), requires_grad=True)
+    assert ember.autograd.gradcheck(lambda x, g, b: bn(x, training=True, mask=mask), (x, bn.gamma, bn.beta))
+
+
+def test_masked_batch_normalization_errors():
+    bn = L.BatchNormalization(name="bnm")
+    with pytest.raises(ValueError, match=r"BatchNormalization 'bnm': the mask must have the input's shape without "
+                                         r"axis -1, i.e. \(2, 5\) for inputs of shape \(2, 5, 3\); got mask.shape="
+                                         r"\(2, 5, 3\)"):
+        bn(ember.randn(2, 5, 3), training=True, mask=ember.ones(2, 5, 3, dtype=ember.bool))
+
+
+def test_batch_normalization_synchronized_config():
+    import json
+    bn = L.BatchNormalization(synchronized=True, name="sbn")
+    cfg = json.loads(json.dumps(bn.get_config()))
+    assert cfg["synchronized"] is True
+    again = L.BatchNormalization.from_config(cfg)
+    assert again.synchronized is True and again.get_config() == bn.get_config()
+    assert L.BatchNormalization().get_config()["synchronized"] is False
+    assert cfg["beta_constraint"] is None and cfg["gamma_constraint"] is None       # Keras' keys, None only
+    x = ember.randn(4, 3)                              # one device: the same results as unsynchronized
+    np.testing.assert_allclose(bn(x, training=True).detach().numpy(),
+                               L.BatchNormalization()(x, training=True).detach().numpy())
+
+
+@pytest.mark.slow
+def test_embedding_masked_batch_normalization_fits_in_a_functional_model():
+    ember.manual_seed(0)
+    rng = np.random.default_rng(5)
+    ids = rng.integers(1, 20, size=(64, 7))
+    ids[~_seq_mask(rng, 64, 7)] = 0
+    ys = (ids[:, 0] % 2).astype(np.float32)[:, None]
+    inp = L.Input((7,), dtype="int64")
+    x = L.Embedding(20, 4, mask_zero=True)(inp)
+    x = L.BatchNormalization(momentum=0.5)(x)
+    x = L.GlobalAveragePooling1D()(x)
+    out = L.Dense(1, activation="sigmoid")(x)
+    model = ember.Model(inp, out)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    (bn,) = [la for la in model.layers if isinstance(la, L.BatchNormalization)]
+    emb = [la for la in model.layers if isinstance(la, L.Embedding)][0]
+    batch = ids[:16]
+    e = emb(ember.tensor(batch)).detach().numpy().astype(np.float64)
+    mean, var = _keras_weighted_moments(e, batch != 0)
+    hist = model.fit(ids[:16], ys[:16], epochs=1, batch_size=16, shuffle=False, verbose=0)
+    np.testing.assert_allclose(bn.moving_mean.detach().numpy(), 0.5 * mean, rtol=1e-4, atol=1e-6)   # masked stats
+    np.testing.assert_allclose(bn.moving_variance.detach().numpy(), 0.5 + 0.5 * var, rtol=1e-4)
+    hist = model.fit(ids, ys, epochs=2, batch_size=16, verbose=0)
+    assert np.all(np.isfinite(hist.history["loss"]))
+    assert model.predict(ids, verbose=0).shape == (64, 1)
+
+
+@pytest.mark.parametrize("cls", [L.BatchNormalization, L.LayerNormalization, L.GroupNormalization])
+def test_norm_constraints_only_none(cls):
+    layer = cls(beta_constraint=None, gamma_constraint=None)
+    assert layer.get_config()["gamma_constraint"] is None
+    with pytest.raises(NotImplementedError, match=f"{cls.__name__}: gamma_constraint is not supported in Ember yet"):
+        cls(gamma_constraint="non_neg")

@@ -324,3 +324,13 @@ def test_keras_bad_arguments(make, match):
 def test_keras_bad_inputs_name_the_layer(layer, x, match):
     with pytest.raises(ember.autograd.node.OpError, match=match):
         layer(x)
+
+
+def test_global_average_pooling_reads_the_keras_mask_of_its_input():
+    ids = np.array([[3, 5, 0, 0], [2, 0, 0, 0]])
+    inp = ember.layers.Input(shape=(4,), dtype="int64")
+    emb = ember.layers.Embedding(10, 3, mask_zero=True)
+    model = ember.Model(inp, ember.layers.GlobalAveragePooling1D()(emb(inp)))
+    table = emb.embeddings.detach().numpy()
+    expected = np.stack([table[[3, 5]].mean(0), table[[2]].mean(0)])
+    np.testing.assert_allclose(model.predict(ids, verbose=0), expected, rtol=1e-6, atol=1e-6)

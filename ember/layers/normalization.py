@@ -10,6 +10,7 @@ from __future__ import annotations
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from ..autograd.node import OpError
+from ..tensor import Tensor
 from ..ops.normalization import _channel_affine, _channel_norm, _normalize, _prod, _update_running, group_norm
 from .layer import Layer
 
@@ -28,11 +29,19 @@ def _ser_reg(reg):
 
 
 class _Affine(Layer):
-    """Shared arguments of the normalization layers: gamma/beta initializers and regularizers."""
+    """Shared arguments of the normalization layers: gamma/beta initializers and regularizers.
+
+    ``beta_constraint``/``gamma_constraint`` are Keras' arguments, kept in the config; Ember has no
+    constraints yet, so only ``None`` is accepted.
+    """
 
     def __init__(self, center=True, scale=True, beta_initializer="zeros", gamma_initializer="ones",
-                 beta_regularizer=None, gamma_regularizer=None, **kwargs):
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 **kwargs):
         super().__init__(**kwargs)
+        for arg, v in (("beta_constraint", beta_constraint), ("gamma_constraint", gamma_constraint)):
+            if v is not None:
+                raise NotImplementedError(f"{type(self).__name__}: {arg} is not supported in Ember yet (got {v!r})")
         self.center, self.scale = bool(center), bool(scale)
         self.beta_initializer = _initializers.get(beta_initializer)
         self.gamma_initializer = _initializers.get(gamma_initializer)
@@ -61,7 +70,8 @@ class _Affine(Layer):
                 "beta_initializer": _initializers.serialize(self.beta_initializer),
                 "gamma_initializer": _initializers.serialize(self.gamma_initializer),
                 "beta_regularizer": _ser_reg(self.beta_regularizer),
-                "gamma_regularizer": _ser_reg(self.gamma_regularizer)}
+                "gamma_regularizer": _ser_reg(self.gamma_regularizer), "beta_constraint": None,
+                "gamma_constraint": None}
 
 
 class BatchNormalization(_Affine):
@@ -72,6 +82,18 @@ class BatchNormalization(_Affine):
     ``moving_mean = moving_mean * momentum + mean * (1 - momentum)`` (likewise ``moving_variance`` with
     the batch's biased variance, as Keras 3); inference uses the moving statistics. A layer with
     ``trainable=False`` always runs in inference mode, as in Keras.
+
+    ``call(inputs, training=None, mask=None)``: ``mask`` (the input's shape without ``axis``, e.g. (B, T)
+    for a (B, T, C) sequence; defaults to the input's Keras mask, as from ``Embedding(mask_zero=True)``)
+    makes the training statistics Keras 3's weighted moments over the unmasked positions only,
+    ``mean = sum(m * x) / (sum(m) + 1e-7)`` and ``var = sum(m * (m * x - mean)**2) / (sum(m) + 1e-7)``,
+    for both the output and the moving statistics; every position (masked ones too) is then normalized
+    with them, and the mask is passed on to the output. The masked path is built from differentiable Ember
+    ops (memory: a few input-sized temporaries); without a mask the fused op runs (memory: the output plus
+    a saved normalized input).
+
+    ``synchronized`` (Keras 3: synchronize the statistics across devices under a distribution strategy)
+    is accepted and kept in the config; on a single device, Ember's only mode for now, it changes nothing.
 
     >>> import ember
     >>> bn = ember.layers.BatchNormalization()
@@ -89,10 +111,12 @@ class BatchNormalization(_Affine):
     def __init__(self, axis: int = -1, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True,
                  scale: bool = True, beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones", beta_regularizer=None,
-                 gamma_regularizer=None, **kwargs):
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, synchronized: bool = False,
+                 **kwargs):
         super().__init__(center, scale, beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
-                         **kwargs)
+                         beta_constraint, gamma_constraint, **kwargs)
         self.axis = int(axis)
+        self.synchronized = bool(synchronized)      # single device: nothing to synchronize
         self.momentum, self.epsilon = float(momentum), float(epsilon)
         self.moving_mean_initializer = _initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = _initializers.get(moving_variance_initializer)
@@ -111,30 +135,72 @@ class BatchNormalization(_Affine):
         self.moving_variance = self.add_weight(shape, self.moving_variance_initializer, "moving_variance",
                                                trainable=False)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
+        if mask is None:
+            mask = getattr(inputs, "_keras_mask", None)
         inputs = self._cast(inputs)
         nd = inputs.ndim
         a = _axis(self.axis, nd, self)
         c = self.moving_mean.shape[0]
         self._check_dim(inputs, a, c)
+        if mask is not None:
+            mask = self._mask(inputs, mask, a)
         if training and self.trainable:
-            stats = {}
-            y = _channel_norm(inputs, self.gamma, self.beta, a, self.epsilon, stats)
-            _update_running(self.moving_mean, stats["mean"], 1.0 - self.momentum)
-            _update_running(self.moving_variance, stats["var"], 1.0 - self.momentum)
-            return y
-        scale = (self.moving_variance.detach() + self.epsilon).rsqrt()
+            if mask is not None:
+                y = self._masked_call(inputs, mask, a)
+            else:
+                stats = {}
+                y = _channel_norm(inputs, self.gamma, self.beta, a, self.epsilon, stats)
+                _update_running(self.moving_mean, stats["mean"], 1.0 - self.momentum)
+                _update_running(self.moving_variance, stats["var"], 1.0 - self.momentum)
+        else:           # the moving statistics (the mask does not change them)
+            scale = (self.moving_variance.detach() + self.epsilon).rsqrt()
+            if self.gamma is not None:
+                scale = scale * self.gamma
+            shift = -self.moving_mean.detach() * scale
+            if self.beta is not None:
+                shift = shift + self.beta
+            y = _channel_affine(inputs, scale, shift, a)
+        if mask is not None:
+            y._keras_mask = mask        # passed on to the next layer, as Keras does
+        return y
+
+    def _mask(self, inputs, mask, a: int) -> Tensor:
+        """The mask as a (no-grad) Tensor of the input's shape without ``axis``, else a clear error."""
+        m = mask if isinstance(mask, Tensor) else Tensor(inputs.xp.asarray(getattr(mask, "data", mask)))
+        want = tuple(s for i, s in enumerate(inputs.shape) if i != a)
+        if tuple(m.shape) != want:
+            raise ValueError(f"BatchNormalization {self.name!r}: the mask must have the input's shape without axis "
+                             f"{self.axis}, i.e. {want} for inputs of shape {tuple(inputs.shape)}; got mask.shape="
+                             f"{tuple(m.shape)}")
+        return m
+
+    def _masked_call(self, x, mask, a: int):
+        """Training-mode batch normalization with Keras 3's weighted moments over the unmasked positions,
+        from differentiable Ember ops (see the class docstring); updates the moving statistics."""
+        nd = x.ndim
+        bshape = tuple(x.shape[a] if i == a else 1 for i in range(nd))
+        axes = tuple(i for i in range(nd) if i != a)
+        m = mask.detach().to(x.dtype).unsqueeze(a)                   # 1 where a position counts
+        wx = x * m
+        count = m.sum(dim=axes, keepdim=True) + 1e-7                 # + Keras' backend epsilon, as Keras 3
+        mean = wx.sum(dim=axes, keepdim=True) / count
+        d = wx - mean
+        var = (m * (d * d)).sum(dim=axes, keepdim=True) / count
+        _update_running(self.moving_mean, mean.data.reshape(-1), 1.0 - self.momentum)
+        _update_running(self.moving_variance, var.data.reshape(-1), 1.0 - self.momentum)
+        y = (x - mean) * (var + self.epsilon).rsqrt()
         if self.gamma is not None:
-            scale = scale * self.gamma
-        shift = -self.moving_mean.detach() * scale
+            y = y * self.gamma.reshape(bshape)
         if self.beta is not None:
-            shift = shift + self.beta
-        return _channel_affine(inputs, scale, shift, a)
+            y = y + self.beta.reshape(bshape)
+        return y
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
                 "moving_mean_initializer": _initializers.serialize(self.moving_mean_initializer),
-                "moving_variance_initializer": _initializers.serialize(self.moving_variance_initializer)}
+                "moving_variance_initializer": _initializers.serialize(self.moving_variance_initializer),
+                "synchronized": self.synchronized}
 
     def extra_repr(self):
         return f"name={self.name!r}, axis={self.axis}, momentum={self.momentum}, epsilon={self.epsilon}"
@@ -154,9 +220,9 @@ class LayerNormalization(_Affine):
 
     def __init__(self, axis=-1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
                  rms_scaling: bool = False, beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
-                 gamma_regularizer=None, **kwargs):
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, **kwargs):
         super().__init__(center, scale, beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
-                         **kwargs)
+                         beta_constraint, gamma_constraint, **kwargs)
         if isinstance(axis, (list, tuple)):
             self.axis = [int(a) for a in axis]
         elif isinstance(axis, int):
@@ -224,9 +290,9 @@ class GroupNormalization(_Affine):
 
     def __init__(self, groups: int = 32, axis: int = -1, epsilon: float = 1e-3, center: bool = True,
                  scale: bool = True, beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
-                 gamma_regularizer=None, **kwargs):
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, **kwargs):
         super().__init__(center, scale, beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
-                         **kwargs)
+                         beta_constraint, gamma_constraint, **kwargs)
         self.groups, self.axis, self.epsilon = int(groups), int(axis), float(epsilon)
         if self._batch_input_shape is not None:
             self.build(self._batch_input_shape)

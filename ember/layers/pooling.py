@@ -172,6 +172,8 @@ class _GlobalPooling(Layer):
         axes = self._axes()
         if self.kind == "max":
             return amax(inputs, axes, keepdim=self.keepdims)
+        if mask is None:
+            mask = getattr(inputs, "_keras_mask", None)          # set by e.g. Embedding(mask_zero=True)
         if mask is not None and self.rank == 1:
             m = mask.to(inputs.dtype).reshape(mask.shape[0], *(
                 (-1, 1) if self.data_format == "channels_last" else (1, -1)))
