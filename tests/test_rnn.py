@@ -637,8 +637,6 @@ def test_keras_configs_round_trip():
 
 
 def test_keras_errors():
-    with pytest.raises(NotImplementedError, match="stateful"):
-        L.LSTM(3, stateful=True)
     with pytest.raises(ValueError, match="units"):
         L.GRU(0)
     with pytest.raises(ValueError, match="batch, timesteps, features"):
@@ -675,3 +673,186 @@ def test_keras_models_fit_and_json():
         a.data[...] = b.data
     np.testing.assert_allclose(again(ember.tensor(x[:3])).detach().numpy(), fm(ember.tensor(x[:3])).detach().numpy(),
                                atol=1e-6)
+
+
+# ---------------------------------------------------------------- stateful=True (Keras 3 semantics)
+def _stateful_twin(cls, seed=0, **kw):
+    """A stateful layer and a stateless twin with the same weights, both built for inputs (3, ., 4)."""
+    a, b = cls(5, stateful=True, **kw), cls(5, **kw)
+    a(ember.zeros(3, 1, 4))
+    b(ember.zeros(3, 1, 4))
+    a.reset_states()
+    _rand_layer_weights(a, seed)
+    for p, q in zip(b.parameters(), a.parameters(), strict=True):
+        p.data[...] = q.data
+    return a, b
+
+
+def _np(t):
+    return t.detach().numpy()
+
+
+@pytest.mark.parametrize("cls", [L.SimpleRNN, L.LSTM, L.GRU], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
+def test_stateful_halves_equal_whole(cls, go_backwards):
+    a, b = _stateful_twin(cls, return_sequences=True, return_state=True, go_backwards=go_backwards)
+    x = ember.tensor(np.random.default_rng(2).standard_normal((3, 7, 4)).astype(np.float32))
+    full = b(x)
+    # Keras' go_backwards reads each call's chunk back to front and carries the state on: the chunks of a
+    # long sequence then come last-first, and the outputs come in processing order
+    chunks = [x[:, 4:], x[:, :4]] if go_backwards else [x[:, :3], x[:, 3:]]
+    parts = [a(c) for c in chunks]
+    np.testing.assert_allclose(np.concatenate([_np(p[0]) for p in parts], 1), _np(full[0]), atol=1e-5)
+    for got, want, kept in zip(parts[1][1:], full[1:], a.states, strict=True):
+        np.testing.assert_allclose(_np(got), _np(want), atol=1e-5)
+        np.testing.assert_allclose(_np(kept), _np(want), atol=1e-5)
+    assert not any(s.requires_grad for s in a.states)
+
+
+@pytest.mark.parametrize("cls", [L.SimpleRNN, L.LSTM, L.GRU], ids=lambda c: c.__name__)
+def test_stateful_reset_restores_fresh_behaviour(cls):
+    a, b = _stateful_twin(cls)
+    x = ember.tensor(np.random.default_rng(3).standard_normal((3, 4, 4)).astype(np.float32))
+    first = _np(a(x))
+    np.testing.assert_allclose(first, _np(b(x)), atol=1e-6)
+    assert np.abs(_np(a(x)) - first).max() > 1e-4          # the second call starts from the kept states
+    a.reset_states()
+    np.testing.assert_allclose(_np(a(x)), first, atol=1e-6)
+    a.reset_state()
+    assert all(float(s.abs().sum()) == 0 for s in a.states)
+    np.testing.assert_allclose(_np(a(x)), first, atol=1e-6)
+    # an explicit initial_state wins over the kept one, and its final states are kept
+    h0 = ember.tensor(np.full((3, 5), 0.3, np.float32))
+    a.reset_states()
+    if cls is L.LSTM:
+        out = a(x, initial_state=[h0, h0])
+        np.testing.assert_allclose(_np(out), _np(b(x, initial_state=[h0, h0])), atol=1e-6)
+    else:
+        out = a(x, initial_state=h0)
+        np.testing.assert_allclose(_np(out), _np(b(x, initial_state=h0)), atol=1e-6)
+    np.testing.assert_allclose(_np(a.states[0]), _np(out), atol=1e-6)
+
+
+def test_stateful_non_stateful_reset_is_noop_and_states_not_weights():
+    layer = L.LSTM(3)
+    layer(ember.ones(2, 4, 5))
+    layer.reset_states()
+    assert layer.states is None
+    s = L.LSTM(3, stateful=True)
+    s(ember.ones(2, 4, 5))
+    assert len(s.weights) == len(layer.weights) == 3
+    assert set(s.state_dict()) == set(layer.state_dict())
+    assert [tuple(t.shape) for t in s.states] == [(2, 3), (2, 3)]
+
+
+def test_stateful_gradients_stop_at_call_boundary():
+    a, b = _stateful_twin(L.LSTM)
+    rng = np.random.default_rng(4)
+    x1 = ember.tensor(rng.standard_normal((3, 4, 4)).astype(np.float32), requires_grad=True)
+    x2 = ember.tensor(rng.standard_normal((3, 4, 4)).astype(np.float32), requires_grad=True)
+    a(x1)
+    h, c = (s.detach() for s in a.states)
+    a(x2).sum().backward()
+    assert x1.grad is None and x2.grad is not None
+    grads = [p.grad.numpy().copy() for p in a.parameters()]
+    # the same as a stateless call started from the (constant) states of the first call
+    x2b = ember.tensor(x2.detach().numpy(), requires_grad=True)
+    b(x2b, initial_state=[h, c]).sum().backward()
+    np.testing.assert_allclose(x2b.grad.numpy(), x2.grad.numpy(), atol=1e-5)
+    for g, p in zip(grads, b.parameters(), strict=True):
+        np.testing.assert_allclose(g, p.grad.numpy(), atol=1e-5)
+
+
+def test_stateful_batch_size_errors():
+    layer = L.GRU(3, stateful=True)
+    layer(ember.ones(4, 2, 5))
+    with pytest.raises(ValueError, match=r"stateful=True.*batch of 4.*shape \(3, 2, 5\)"):
+        layer(ember.ones(3, 2, 5))
+    with pytest.raises(ValueError, match="fixed batch size"):
+        L.LSTM(3, stateful=True)(L.Input(shape=(6, 4)))
+    with pytest.raises(ValueError, match="fixed batch size"):
+        L.SimpleRNN(3, stateful=True, input_shape=(6, 4))
+    with pytest.raises(ValueError, match="fixed batch size"):
+        L.Bidirectional(L.LSTM(3, stateful=True))(L.Input(shape=(6, 4)))
+    with pytest.raises(ValueError, match="stateful"):
+        L.Bidirectional(L.GRU(2, stateful=True), backward_layer=L.GRU(2, go_backwards=True))
+    with pytest.raises(AttributeError, match="stateful"):
+        L.Bidirectional(L.GRU(2)).reset_states()
+    # a batch size given up front fixes the states before any call
+    fixed = L.LSTM(3, stateful=True, batch_size=2, input_shape=(6, 4))
+    assert [tuple(s.shape) for s in fixed.states] == [(2, 3), (2, 3)]
+    with pytest.raises(ValueError, match="batch of 2"):
+        fixed(ember.ones(5, 6, 4))
+
+
+def test_stateful_functional_graph_and_bidirectional():
+    ember.manual_seed(0)
+    inp = L.Input(shape=(6, 4), batch_size=3)
+    bi = L.Bidirectional(L.LSTM(5, stateful=True, return_sequences=True), merge_mode=None)
+    out = bi(inp)
+    model = ember.models.Model(inp, out)
+    assert all(float(s.abs().sum()) == 0 for s in bi.states) and len(bi.states) == 4   # shape probes kept none
+    fwd, bwd = bi.forward_layer, bi.backward_layer
+    assert fwd.stateful and bwd.stateful and bwd.go_backwards
+    twin_f = L.LSTM(5, return_sequences=True)
+    twin_b = L.LSTM(5, return_sequences=True, go_backwards=True)
+    x = ember.tensor(np.random.default_rng(5).standard_normal((3, 6, 4)).astype(np.float32))
+    twin_f(x), twin_b(x)
+    for twin, sub in ((twin_f, fwd), (twin_b, bwd)):
+        for p, q in zip(twin.parameters(), sub.parameters(), strict=True):
+            p.data[...] = q.data
+    y1 = model(x)
+    np.testing.assert_allclose(_np(y1[0]), _np(twin_f(x)), atol=1e-6)
+    np.testing.assert_allclose(_np(y1[1]), _np(twin_b(x).flip(1)), atol=1e-6)
+    y2 = model(x)       # each direction starts from its own kept states
+    assert np.abs(_np(y2[0]) - _np(y1[0])).max() > 1e-4
+    kept = [_np(s) for s in bi.states]
+    bi(L.Input(shape=(6, 4), batch_size=3))             # symbolic calls and shape probes leave the states alone
+    assert tuple(fwd.compute_output_shape((3, 6, 4))) == (3, 6, 5)
+    for a, b in zip(kept, bi.states, strict=True):
+        np.testing.assert_array_equal(a, _np(b))
+    bi.reset_states()
+    np.testing.assert_allclose(_np(model(x)[0]), _np(y1[0]), atol=1e-6)
+
+
+def test_stateful_config_round_trip():
+    from ember.saving.config import deserialize_layer, serialize_layer
+    layers = [L.LSTM(4, stateful=True, return_sequences=True), L.GRU(3, stateful=True, go_backwards=True),
+              L.SimpleRNN(2, stateful=True, batch_size=5, input_shape=(7, 3)),
+              L.Bidirectional(L.LSTM(4, stateful=True))]
+    for layer in layers:
+        cfg = layer.get_config()
+        again = type(layer).from_config(cfg)
+        assert again.get_config() == cfg
+        assert deserialize_layer(serialize_layer(layer)).get_config() == cfg
+        assert again.stateful
+    assert cfg["layer"]["config"]["stateful"]
+    rebuilt = L.SimpleRNN.from_config(layers[2].get_config())
+    assert tuple(rebuilt.states[0].shape) == (5, 2)
+
+
+@pytest.mark.slow
+def test_stateful_sequential_fit():
+    ember.manual_seed(0)
+    rng = np.random.default_rng(6)
+    # 4 long sequences cut into 3 windows each: window k of every sequence sits in batch k (shuffle=False)
+    seq = rng.standard_normal((4, 3 * 5, 2)).astype(np.float32)
+    x = np.concatenate([seq[:, k * 5:(k + 1) * 5] for k in range(3)])
+    y = x[:, -1, :1] * 0.5
+    model = ember.Sequential([L.Input(shape=(5, 2), batch_size=4), L.LSTM(8, stateful=True), L.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    losses = []
+    for _ in range(6):
+        losses.append(model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0).history["loss"][-1])
+        model.reset_states()                            # the model resets every stateful layer inside
+        assert not np.any(_np(model.layers[0].states[0]))
+    assert losses[-1] < losses[0]
+    assert tuple(model.layers[0].states[0].shape) == (4, 8)
+    assert model.predict(x, batch_size=4, verbose=0).shape == (12, 1)
+    with pytest.raises(ValueError, match="batch of 4"):
+        model.predict(x[:6], batch_size=6, verbose=0)
+    # without a batch size anywhere, a Sequential built from data takes the first batch's size (as Keras 3)
+    lazy = ember.Sequential([L.GRU(3, stateful=True), L.Dense(1)])
+    lazy.compile(optimizer="sgd", loss="mse")
+    lazy.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    assert tuple(lazy.layers[0].states[0].shape) == (4, 3)

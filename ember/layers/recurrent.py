@@ -5,6 +5,13 @@ Weights use Keras' layout: ``kernel`` (F, k*units), ``recurrent_kernel`` (units,
 GRU z, r, h. They run on the same fused kernel as ``ember.nn.LSTM``/``GRU``/``RNN``
 (:func:`ember.ops.rnn.recurrent_scan`): the input projection is one matmul, then one recurrent matmul per
 step. Other activations, ``recurrent_dropout`` and ``reset_after=False`` take the step-by-step Ember-op path.
+
+``stateful=True`` (Keras 3): the final states of each call start the next one (``layer.states``, detached,
+so backward stops at the call boundary; not weights). The batch size is fixed by ``batch_size=``/
+``batch_input_shape``/``Input(batch_size=...)``, else by the first real call (a Sequential built from
+data); a functional graph with an unknown batch is an error, as is a later call with another batch size.
+``reset_states()``/``reset_state()`` zeroes them. With ``go_backwards=True`` each call reads its chunk
+back to front, so the chunks of a long sequence go in last-first. Use ``fit(..., shuffle=False)``.
 """
 from __future__ import annotations
 
@@ -43,9 +50,6 @@ class _RNNLayer(Layer):
         for arg, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0 <= v < 1:
                 raise ValueError(f"{name}: {arg} must be in [0, 1), got {v!r}")
-        if stateful:
-            raise NotImplementedError(f"{name}: stateful=True is not supported in Ember; keep the final states "
-                                      "with return_state=True and pass them back as initial_state=")
         for arg, v in (("activity_regularizer", activity_regularizer), ("kernel_constraint", kernel_constraint),
                        ("recurrent_constraint", recurrent_constraint), ("bias_constraint", bias_constraint)):
             if v is not None:
@@ -62,8 +66,11 @@ class _RNNLayer(Layer):
         self.bias_regularizer = _regularizers.get(bias_regularizer) if bias_regularizer else None
         self.dropout, self.recurrent_dropout, self.seed = float(dropout), float(recurrent_dropout), seed
         self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
-        self.go_backwards, self.stateful, self.unroll = bool(go_backwards), False, bool(unroll)
+        self.go_backwards, self.stateful, self.unroll = bool(go_backwards), bool(stateful), bool(unroll)
         self.zero_output_for_mask = False     # Bidirectional sets it: outputs at masked steps are then zero
+        # stateful=True: the final states of each call, detached, start the next call (Keras' ``states``);
+        # plain attributes, not weights, as in Keras (they never enter get_weights() or a state_dict)
+        self.__dict__["states"] = None
         if self._batch_input_shape is not None:
             self.build(self._batch_input_shape)
             self.__dict__["built"] = True
@@ -90,6 +97,65 @@ class _RNNLayer(Layer):
         if self.use_bias:
             self.bias = self.add_weight(self._bias_shape(), self._bias_init(), "bias",
                                         regularizer=self.bias_regularizer)
+        if self.stateful:
+            if self.states is not None:
+                self.reset_state()
+            elif input_shape[0] is None:
+                if self.__dict__.get("_batch_from_first_call"):
+                    return
+                raise ValueError(f"{name} {self.name!r}: stateful=True needs a fixed batch size, got input shape "
+                                 f"{tuple(input_shape)}; pass batch_size= (or batch_input_shape=) to the first "
+                                 "layer, or Input(shape=..., batch_size=...) / Input(batch_shape=...)")
+            else:
+                self.__dict__["states"] = self._zero_states(int(input_shape[0]))
+
+    # ------------------------------------------------------------ stateful=True
+    def _zero_states(self, batch_size: int) -> list:
+        from ..creation import zeros
+        return [zeros(batch_size, self.units, dtype=self.kernel.dtype, device=self.kernel.device)
+                for _ in range(self._n_states())]
+
+    def reset_state(self) -> None:
+        """Zero the states kept by ``stateful=True`` (a no-op before the layer is built or when not stateful).
+
+        >>> import ember
+        >>> layer = ember.layers.GRU(2, stateful=True)
+        >>> _ = layer(ember.ones(3, 4, 5))
+        >>> layer.reset_state()
+        >>> [s.abs().sum().item() for s in layer.states]
+        [0.0]
+        """
+        if self.states is not None:
+            self.__dict__["states"] = self._zero_states(self.states[0].shape[0])
+
+    def reset_states(self) -> None:
+        """Alias of :meth:`reset_state` (Keras keeps both names)."""
+        self.reset_state()
+
+    def _build_symbolic(self, x, record: bool) -> None:
+        """Build from a KerasTensor first, so the batch size comes from the symbolic shape, not from stand-ins.
+
+        An unknown batch is an error in a functional graph (``record``, as Keras does); when a Sequential
+        builds itself from data (``record=False``) the first real call's batch size fixes the states.
+        """
+        from .symbolic import KerasTensor
+        if self.stateful and not self.built and isinstance(x, KerasTensor):
+            self.__dict__["_batch_from_first_call"] = not record
+            try:
+                self._build_from(x)
+            finally:
+                self.__dict__["_batch_from_first_call"] = False
+
+    def _symbolic_call(self, args, kwargs, record: bool = True):
+        # shape inference runs the layer on stand-in data: it must not move (or create) the kept states
+        if args:
+            self._build_symbolic(args[0], record)
+        saved = self.states
+        self.__dict__["_probing"] = True
+        try:
+            return super()._symbolic_call(args, kwargs, record)
+        finally:
+            self.__dict__["states"], self.__dict__["_probing"] = saved, False
 
     # ------------------------------------------------------------ the recurrence
     def _mode(self) -> str:
@@ -127,6 +193,18 @@ class _RNNLayer(Layer):
         if b_in is not None:
             proj = proj + b_in
         proj = proj.reshape(N, T, -1).transpose(0, 1)
+        carry = self.stateful and not (self.__dict__.get("_probing") and
+                                       (self.states is None or self.states[0].shape[0] != N))
+        if carry:
+            if self.states is None:     # batch size not known at build time: the first call fixes it
+                self.__dict__["states"] = self._zero_states(N)
+            B = self.states[0].shape[0]
+            if N != B:
+                raise ValueError(f"{name} {self.name!r}: stateful=True: the layer keeps states for a batch of {B} "
+                                 f"sequences, got inputs of shape {tuple(sequences.shape)}; every batch must have "
+                                 f"{B} samples (fit/predict with batch_size={B} and a sample count divisible by it)")
+            if initial_state is None:
+                initial_state = self.states
         states = self._initial_states(initial_state, N)
         tmask = None
         if mask is not None:
@@ -142,6 +220,8 @@ class _RNNLayer(Layer):
             kw["recurrent_mask"] = _bernoulli_keep((N, self.units), self.recurrent_dropout, x)
         res = recurrent_scan(self._mode(), proj, w_hh, b_rec, *states, mask=tmask, reverse=self.go_backwards, **kw)
         out, finals = res[0], list(res[1:])
+        if carry:       # detached, so a later backward stops at this call's boundary
+            self.__dict__["states"] = [f.detach().clone() for f in finals[:self._n_states()]]
         if self.return_sequences:
             if tmask is not None and self.zero_output_for_mask:
                 out = out * Tensor(tmask.astype(out.data.dtype))
@@ -192,12 +272,21 @@ class SimpleRNN(_RNNLayer):
 
     Input ``(batch, timesteps, features)``; output the last ``h`` ``(batch, units)``, or every step
     ``(batch, timesteps, units)`` with ``return_sequences=True``; ``return_state=True`` adds the final state.
-    Memory: about ``2*batch*timesteps*units`` elements kept for the gradient.
+    Memory: about ``2*batch*timesteps*units`` elements kept for the gradient (``stateful=True`` adds
+    ``batch*units`` for the kept state; see the module docstring).
 
     >>> import ember
     >>> layer = ember.layers.SimpleRNN(4, return_sequences=True)
     >>> tuple(layer(ember.ones(2, 5, 3)).shape)
     (2, 5, 4)
+    >>> rnn = ember.layers.SimpleRNN(4, stateful=True)
+    >>> x = ember.ones(2, 6, 3)
+    >>> first, second = rnn(x[:, :3]), rnn(x[:, 3:])   # the second call starts where the first ended
+    >>> tuple(rnn.states[0].shape)
+    (2, 4)
+    >>> rnn.reset_states()
+    >>> rnn.states[0].abs().sum().item()
+    0.0
     """
 
     def __init__(self, units: int, activation="tanh", use_bias: bool = True, kernel_initializer="glorot_uniform",

@@ -68,7 +68,8 @@ class Bidirectional(Layer):
     wrapped layer is copied from its config as ``forward_<name>``, and, unless ``backward_layer`` is
     given, as ``backward_<name>`` with ``go_backwards`` flipped. With ``return_state=True`` the output is
     ``[merged, *forward_states, *backward_states]``. With a mask and ``return_sequences=True`` the
-    outputs at masked steps are zero.
+    outputs at masked steps are zero. A ``stateful`` layer makes both directions stateful (each keeps its
+    own final states; ``states`` lists the forward ones then the backward ones; ``reset_states()``).
 
     >>> import ember
     >>> bi = ember.layers.Bidirectional(ember.layers.LSTM(4, return_sequences=True))
@@ -99,12 +100,13 @@ class Bidirectional(Layer):
             if backward_layer.go_backwards == layer.go_backwards:
                 raise ValueError("Bidirectional: backward_layer.go_backwards must be the opposite of "
                                  "layer.go_backwards")
-            for attr in ("return_sequences", "return_state"):
+            for attr in ("stateful", "return_sequences", "return_state"):
                 if getattr(backward_layer, attr) != getattr(layer, attr):
                     raise ValueError(f"Bidirectional: backward_layer.{attr} must equal layer.{attr}")
             self.backward_layer = backward_layer
             self.__dict__["_custom_backward"] = True
         self.merge_mode = merge_mode
+        self.stateful = layer.stateful
         self.return_sequences, self.return_state = layer.return_sequences, layer.return_state
         for sub in (self.forward_layer, self.backward_layer):
             sub.__dict__["zero_output_for_mask"] = self.return_sequences
@@ -141,6 +143,40 @@ class Bidirectional(Layer):
         if self.return_state:
             return (out if isinstance(out, list) else [out]) + states
         return out
+
+    @property
+    def states(self):
+        """With ``stateful=True``: the forward layer's kept states, then the backward layer's (else None)."""
+        if self.forward_layer.states and self.backward_layer.states:
+            return list(self.forward_layer.states) + list(self.backward_layer.states)
+        return None
+
+    def reset_state(self) -> None:
+        """Zero the kept states of both directions; only for a stateful wrapped layer (as in Keras)."""
+        if not self.stateful:
+            raise AttributeError(f"Bidirectional {self.name!r}: reset_state() needs a stateful layer "
+                                 "(stateful=True)")
+        self.forward_layer.reset_state()
+        self.backward_layer.reset_state()
+
+    def reset_states(self) -> None:
+        """Alias of :meth:`reset_state`."""
+        self.reset_state()
+
+    def _symbolic_call(self, args, kwargs, record: bool = True):
+        # shape inference runs both sublayers on stand-in data: it must not move their kept states
+        subs = [sub for sub in (self.forward_layer, self.backward_layer) if hasattr(sub, "_build_symbolic")]
+        for sub in subs:
+            if args:
+                sub._build_symbolic(args[0], record)
+        saved = [sub.states for sub in subs]
+        for sub in subs:
+            sub.__dict__["_probing"] = True
+        try:
+            return super()._symbolic_call(args, kwargs, record)
+        finally:
+            for sub, states in zip(subs, saved):
+                sub.__dict__["states"], sub.__dict__["_probing"] = states, False
 
     def get_config(self):
         cfg = {**super().get_config(), "layer": _serialize(self.forward_layer), "merge_mode": self.merge_mode}

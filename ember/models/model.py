@@ -142,6 +142,14 @@ class Model(Trainer, Layer):
     def build(self, input_shape) -> None:
         """Subclassed models build their layers on the first call."""
 
+    def reset_state(self) -> None:
+        """Zero the kept states of every stateful layer inside (stateful RNNs, ``Bidirectional`` of them)."""
+        for m in self.modules():
+            if m is not self and getattr(m, "stateful", False) and callable(getattr(m, "reset_state", None)):
+                m.reset_state()
+
+    reset_states = reset_state          # the Keras 2 name
+
     def summary(self, print_fn=print, line_length: int = 80) -> None:
         """Print the layers, their output shapes and parameter counts (total, trainable, non-trainable)."""
         _summary(self, print_fn, line_length)
