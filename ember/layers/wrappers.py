@@ -50,12 +50,7 @@ class TimeDistributed(Layer):
 
     @classmethod
     def from_config(cls, config: dict):
-        config = dict(config)
-        layer = _deserialize(config.pop("layer"))
-        bis = config.pop("batch_input_shape", None)
-        if bis is not None:
-            config["batch_size"], config["input_shape"] = bis[0], tuple(bis[1:])
-        return cls(layer, **config)
+        return super().from_config({**config, "layer": _deserialize(config["layer"])})
 
 
 _MERGE_MODES = ("sum", "mul", "ave", "concat", None)
@@ -186,15 +181,9 @@ class Bidirectional(Layer):
 
     @classmethod
     def from_config(cls, config: dict):
-        config = dict(config)
-        layer = _deserialize(config.pop("layer"))
-        backward = config.pop("backward_layer", None)
-        if backward is not None:
-            backward = _deserialize(backward)
-        bis = config.pop("batch_input_shape", None)
-        if bis is not None:
-            config["batch_size"], config["input_shape"] = bis[0], tuple(bis[1:])
-        return cls(layer, backward_layer=backward, **config)
+        backward = config.get("backward_layer")
+        return super().from_config({**config, "layer": _deserialize(config["layer"]),
+                                    "backward_layer": None if backward is None else _deserialize(backward)})
 
 
 def _strip(name: str, prefix: str) -> str:

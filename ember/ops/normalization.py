@@ -237,6 +237,20 @@ def _check_param(t, shape, what: str, op: str, input: Tensor | None = None) -> N
 
 
 # ---------------------------------------------------------------- layer norm
+def _trailing_shape(input: Tensor, normalized_shape, weight, op: str):
+    """``(normalized_shape, input shape, its length)`` after checking that the input ends in
+    ``normalized_shape`` and that ``weight`` (if any) has that shape; the checks of layer_norm and rms_norm."""
+    _check_float(input, op)
+    ns = (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(int(s) for s in normalized_shape)
+    shape = tuple(input.data.shape)
+    k = len(ns)
+    if k == 0 or k > len(shape) or shape[len(shape) - k:] != ns:
+        raise OpError(f"{op}: given normalized_shape={list(ns)}, expected input with shape [*, "
+                      f"{', '.join(map(str, ns))}], but got input of size {list(shape)}")
+    _check_param(weight, ns, "weight", op, input)
+    return ns, shape, k
+
+
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """Normalize over the trailing ``normalized_shape`` dims, as ``torch.nn.functional.layer_norm``.
@@ -251,14 +265,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
             [ 0.0000,  0.0000,  0.0000]])
     """
     op = "layer_norm"
-    _check_float(input, op)
-    ns = (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(int(s) for s in normalized_shape)
-    shape = tuple(input.data.shape)
-    k = len(ns)
-    if k == 0 or k > len(shape) or shape[len(shape) - k:] != ns:
-        raise OpError(f"{op}: given normalized_shape={list(ns)}, expected input with shape [*, "
-                      f"{', '.join(map(str, ns))}], but got input of size {list(shape)}")
-    _check_param(weight, ns, "weight", op, input)
+    ns, shape, k = _trailing_shape(input, normalized_shape, weight, op)
     _check_param(bias, ns, "bias", op, input)
     return _normalize(input, weight, bias, (_prod(shape[:len(shape) - k]), 1, _prod(ns)), True, 1, eps)
 
@@ -416,14 +423,7 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
     tensor([[0.8485, 1.1314]])
     """
     op = "rms_norm"
-    _check_float(input, op)
-    ns = (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(int(s) for s in normalized_shape)
-    shape = tuple(input.data.shape)
-    k = len(ns)
-    if k == 0 or k > len(shape) or shape[len(shape) - k:] != ns:
-        raise OpError(f"{op}: given normalized_shape={list(ns)}, expected input with shape [*, "
-                      f"{', '.join(map(str, ns))}], but got input of size {list(shape)}")
-    _check_param(weight, ns, "weight", op, input)
+    ns, shape, k = _trailing_shape(input, normalized_shape, weight, op)
     if eps is None:
         eps = float(input.xp.finfo(input.data.dtype).eps)
     axes = tuple(range(len(shape) - k, len(shape)))

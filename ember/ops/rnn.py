@@ -5,12 +5,8 @@ else as in-place array expressions on ``xp``.
 """
 from __future__ import annotations
 
-try:    # recycled workspace buffers: big fresh allocations cost page faults on first touch
-    from ..backend import scratch as _scratch
-except ImportError:  # pragma: no cover - a backend without the pool
-    def _scratch(xp, shape, dtype):
-        return xp.empty(shape, dtype=dtype)
 from ..backend import rnn_kernels as _k
+from ..backend import scratch as _scratch      # recycled workspaces: fresh big arrays cost page faults
 from ._util import Op, OpError, Tensor, _wrap
 
 __all__: list[str] = []

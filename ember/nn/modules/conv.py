@@ -133,17 +133,24 @@ class _ConvNd(Module):
         return pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
 
 
-def _convolve(module, input):
-    """The forward of ``Conv1d``/``Conv2d``: explicit padding modes pad first, then the shared conv op."""
-    from ...ops.conv import conv1d, conv2d
-    op = conv1d if module._dims == 1 else conv2d
-    module._check_input(input)
-    if module.padding_mode != "zeros":
-        return op(module._padded(input), module.weight, module.bias, module.stride, 0, module.dilation, module.groups)
-    return op(input, module.weight, module.bias, module.stride, module.padding, module.dilation, module.groups)
+class _Conv(_ConvNd):
+    """``Conv1d``/``Conv2d``: PyTorch's argument order; explicit padding modes pad first, then the shared op."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, 0, groups, bias,
+                         padding_mode, device, dtype)
+
+    def forward(self, input):
+        from ...ops.conv import conv1d, conv2d
+        op = conv1d if self._dims == 1 else conv2d
+        self._check_input(input)
+        if self.padding_mode != "zeros":
+            return op(self._padded(input), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return op(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
-class Conv1d(_ConvNd):
+class Conv1d(_Conv):
     """1-D convolution over ``(N, C_in, L)`` or ``(C_in, L)`` (PyTorch's ``nn.Conv1d``).
 
     Args: ``in_channels``, ``out_channels``, ``kernel_size``, ``stride=1``, ``padding=0`` (int, 'same' or
@@ -162,16 +169,9 @@ class Conv1d(_ConvNd):
     """
 
     _dims = 1
-    forward = _convolve
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, 0, groups, bias,
-                         padding_mode, device, dtype)
 
 
-
-class Conv2d(_ConvNd):
+class Conv2d(_Conv):
     """2-D convolution over ``(N, C_in, H, W)`` or ``(C_in, H, W)`` (PyTorch's ``nn.Conv2d``).
 
     Args: ``in_channels``, ``out_channels``, ``kernel_size``, ``stride=1``, ``padding=0`` (int, pair, 'same'
@@ -190,17 +190,25 @@ class Conv2d(_ConvNd):
     """
 
     _dims = 2
-    forward = _convolve
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, 0, groups, bias,
-                         padding_mode, device, dtype)
-
 
 
 class _ConvTransposeNd(_ConvNd):
+    """``ConvTranspose1d``/``ConvTranspose2d``: PyTorch's argument order, ``output_size`` in the forward."""
+
     _transposed = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
+                 dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, groups,
+                         bias, padding_mode, device, dtype)
+
+    def forward(self, input, output_size=None):
+        from ...ops.conv import conv_transpose1d, conv_transpose2d
+        op = conv_transpose1d if self._dims == 1 else conv_transpose2d
+        self._check_input(input)
+        opad = self._output_padding(input, output_size)
+        return op(input, self.weight, self.bias, self.stride, self.padding, opad, self.groups, self.dilation)
 
     def _output_padding(self, input, output_size) -> tuple:
         """PyTorch's rule: the ``output_padding`` that makes the output ``output_size`` (spatial dims)."""
@@ -244,19 +252,6 @@ class ConvTranspose2d(_ConvTransposeNd):
 
     _dims = 2
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
-                 dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, groups,
-                         bias, padding_mode, device, dtype)
-
-    def forward(self, input, output_size=None):
-        from ...ops.conv import conv_transpose2d
-        self._check_input(input)
-        opad = self._output_padding(input, output_size)
-        return conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, opad, self.groups,
-                                self.dilation)
-
 
 class ConvTranspose1d(_ConvTransposeNd):
     """Transposed 1-D convolution over ``(N, C_in, L)`` or ``(C_in, L)`` (PyTorch's ``nn.ConvTranspose1d``).
@@ -271,16 +266,3 @@ class ConvTranspose1d(_ConvTransposeNd):
     """
 
     _dims = 1
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
-                 dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, groups,
-                         bias, padding_mode, device, dtype)
-
-    def forward(self, input, output_size=None):
-        self._check_input(input)
-        opad = self._output_padding(input, output_size)
-        from ...ops.conv import conv_transpose1d
-        return conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding, opad, self.groups,
-                                 self.dilation)
