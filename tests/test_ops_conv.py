@@ -4,7 +4,18 @@ import pytest
 import torch
 
 import ember
+from ember.backend import onednn
 from helpers.opcheck import Arr, check_op
+
+
+@pytest.fixture(autouse=True, params=["onednn", "im2col"])
+def kernels(request):
+    """Every test here runs on both float32 kernel sets: oneDNN's (when installed) and the portable im2col one."""
+    if request.param == "onednn" and not onednn.available():
+        pytest.skip("oneDNN (onednn-cpu-gomp) is not installed")
+    before, onednn.enabled = onednn.enabled, request.param == "onednn"
+    yield request.param
+    onednn.enabled = before
 
 F = torch.nn.functional
 

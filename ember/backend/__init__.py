@@ -11,7 +11,9 @@ import threading
 
 import numpy
 
-__all__ = ["device", "array_module", "cpu", "ndarray_types", "rng", "manual_seed"]
+from . import onednn
+
+__all__ = ["device", "array_module", "cpu", "ndarray_types", "rng", "manual_seed", "matmul"]
 
 ndarray_types: tuple = (numpy.ndarray,)
 _MODULE_OF_TYPE = {numpy.ndarray: numpy}
@@ -175,3 +177,32 @@ def scratch(xp, shape: tuple, dtype):
         bufs.append(b)
         _scratch.nbytes += b.nbytes
     return b
+
+
+_BLAS_THREADED = 65536 * 4   # m*n*k above which OpenBLAS splits a product across its thread pool
+
+
+def matmul(xp, a, b, out=None):
+    """``xp.matmul(a, b, out=out)``, with large float32 NumPy products on oneDNN when it is installed.
+
+    oneDNN runs on its OpenMP thread pool, OpenBLAS on its own; the two pools' workers busy-wait after
+    each call, so alternating between them (an oneDNN convolution, then an OpenBLAS ``Linear``) leaves
+    the cores fighting and can triple a training step's time. Products large enough that OpenBLAS would
+    thread them (``m*n*k`` over 2**18) therefore go to oneDNN's GEMM too, so one pool serves a float32
+    step; smaller ones stay on single-threaded OpenBLAS, which wakes no pool. Results agree to float32
+    rounding (a different summation order).
+    """
+    if (xp is numpy and a.ndim and b.ndim and a.dtype == b.dtype == numpy.float32
+            and a.size * (b.shape[-1] if b.ndim > 1 else 1) > _BLAS_THREADED and onednn.usable(xp, a, b)):
+        if a.ndim > 1 and b.ndim > 1:
+            r = onednn.matmul(a, b, out)
+        else:                                   # a vector operand: a one-row or one-column matrix
+            r = onednn.matmul(a[None] if a.ndim == 1 else a, b[:, None] if b.ndim == 1 else b)
+            if r is not None:
+                r = r[..., 0, :] if a.ndim == 1 else r[..., 0]
+                if out is not None:
+                    out[...] = r
+                    r = out
+        if r is not None:
+            return r
+    return xp.matmul(a, b, out=out)

@@ -12,6 +12,7 @@ import math
 
 from ..autograd.grad_mode import _state
 from ..backend import broadcast_shapes
+from ..backend import matmul as _matmul
 from ._util import Op, OpError, Tensor, _wrap, describe, sum_to
 
 __all__ = ["scaled_dot_product_attention"]
@@ -72,7 +73,7 @@ class ScaledDotProductAttention(Op):
         xp = self.xp
         # scale the (L, E) query rather than the (L, S) scores: a smaller pass, and a contiguous operand for BLAS
         qs = q * q.dtype.type(scale)
-        s = xp.matmul(qs, _swap(k))
+        s = _matmul(xp, qs, _swap(k))
         for add in (bias, mask):
             if add is not None:
                 if broadcast_shapes(s.shape, add.shape) == s.shape:
@@ -82,7 +83,7 @@ class ScaledDotProductAttention(Op):
         p, self.valid = _softmax_rows(xp, s)
         self.p, self.keep, self.qs = p, keep, qs
         pd = p * keep if keep is not None else p
-        out = xp.matmul(pd, v)
+        out = _matmul(xp, pd, v)
         if need_weights:
             self.out = out
             return out, (pd if keep is not None else p.copy())    # never hand out the array kept for the backward
@@ -114,8 +115,8 @@ class ScaledDotProductAttention(Op):
             if 0 in gd.strides[-2:]:
                 gd = xp.ascontiguousarray(gd)          # a broadcast gradient (from .sum()) would miss BLAS
             if ev:
-                gv = _wrap(_sum_to_shape(xp, xp.matmul(_swap(pd), gd), v.shape))
-            dp = xp.matmul(gd, _swap(v))
+                gv = _wrap(_sum_to_shape(xp, _matmul(xp, _swap(pd), gd), v.shape))
+            dp = _matmul(xp, gd, _swap(v))
             # sum_j dP_ij P_ij = g_i . out_i (out = P @ v): an (L, Ev) product instead of an (L, S) one
             rowdot = xp.einsum("...i,...i->...", gd, self._out())[..., None]
             if gw is not None:
@@ -130,12 +131,12 @@ class ScaledDotProductAttention(Op):
         dp *= p                                                        # the score gradient, unscaled
         gm = _wrap(_sum_to_shape(xp, dp, mask.shape)) if em else None
         if eq:
-            gq = xp.matmul(dp, k)
+            gq = _matmul(xp, dp, k)
             gq *= gq.dtype.type(scale)
             gq = _wrap(_sum_to_shape(xp, gq, q.shape))
         else:
             gq = None
-        gk = _wrap(_sum_to_shape(xp, xp.matmul(_swap(dp), self.qs), k.shape)) if ek else None
+        gk = _wrap(_sum_to_shape(xp, _matmul(xp, _swap(dp), self.qs), k.shape)) if ek else None
         return gq, gk, gv, gm, None
 
     def _backward_graph(self, g, gw, q, k, v, mask):

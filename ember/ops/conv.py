@@ -10,7 +10,10 @@ second order included, is again one of them:
 * ``Conv2dWeightGrad(x, g)``: the adjoint in ``w``: ``rows(g) @ im2col(x).T``.
 
 With ``y = conv(x, w)``: ``dx = ConvTranspose2d(g, w)``, ``dw = Conv2dWeightGrad(x, g)``; the
-gradients of those two follow from bilinearity (see their ``backward``). A plain (not recorded)
+gradients of those two follow from bilinearity (see their ``backward``). With float32 NumPy arrays and
+the oneDNN library installed (:mod:`ember.backend.onednn`), the three ops run oneDNN's direct convolutions
+instead (no patch matrix; memory: blocked copies of the operands and the result), keeping the same ops
+and gradients; everything else (float64, CuPy, geometries oneDNN declines) takes the im2col path. A plain (not recorded)
 backward takes a fused path: ``rows(g)`` is built once, and the weight gradient reuses the patch
 matrix that the forward kept, instead of rebuilding it. Workspace arrays that never leave an op come
 from :func:`ember.backend.scratch`, which recycles them between steps.
@@ -18,7 +21,7 @@ from :func:`ember.backend.scratch`, which recycles them between steps.
 from __future__ import annotations
 
 from ..autograd.grad_mode import _state
-from ..backend import scratch
+from ..backend import onednn, scratch
 from ._util import Op, OpError, Tensor, _wrap, describe
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
@@ -141,6 +144,10 @@ def _conv_transpose2d(xp, g, w, x_shape, stride, pad, dilation, groups, rows=Non
     by ``dilation*(K-1) - pad``, with the flipped, channel-swapped kernel: im2col's plain copies are cheaper
     than col2im's strided adds (memory: ``N*H*W*O*KH*KW`` elements). ``rows``: ``rows(g)`` if already built.
     """
+    if onednn.usable(xp, g, w):
+        out = onednn.conv_backward_data(g, w, x_shape, stride, pad, dilation, groups)
+        if out is not None:
+            return out
     o, cg, kh, kw = w.shape
     n, c, h, wd = x_shape
     oh, ow = g.shape[2:]
@@ -159,6 +166,10 @@ def _conv_transpose2d(xp, g, w, x_shape, stride, pad, dilation, groups, rows=Non
 def _conv2d_weight_grad(xp, x, g, kernel, stride, pad, dilation, groups):
     """The adjoint of the convolution in ``w``: ``rows(g) @ im2col(x).T``, one GEMM (G-batched with groups).
     Memory: the patch matrix of ``x`` plus a copy of ``g``."""
+    if onednn.usable(xp, x, g):
+        out = onednn.conv_backward_weights(x, g, kernel, stride, pad, dilation, groups)
+        if out is not None:
+            return out
     cols = _im2col(xp, x, kernel, stride, pad, dilation, g.shape[2:])
     return _weight_gemm(xp, _grad_rows(xp, g), cols, groups, (g.shape[1], x.shape[1] // groups, *kernel))
 
@@ -170,6 +181,7 @@ class Conv2d(Op):
     Memory: the patch matrix, ``N*OH*OW*C*KH*KW`` elements (plus a padded copy of ``x``); when the op is
     recorded for a gradient the patch matrix is kept until the backward (the weight gradient reuses it
     instead of rebuilding it), otherwise it is freed after the forward. The output is ``N*O*OH*OW``.
+    On oneDNN: no patch matrix, only channel-blocked copies of ``x``, ``w`` and the output during the call.
     """
 
     name_ = "conv2d"
@@ -177,6 +189,9 @@ class Conv2d(Op):
 
     def forward(self, x, w, b=None, *, stride, pad, dilation, groups, out_hw):
         xp = self.xp
+        out = onednn.conv_forward(x, w, b, stride, pad, dilation, groups, out_hw) if onednn.usable(xp, x, w) else None
+        if out is not None:                 # a direct convolution, no patch matrix: the backward runs the ops
+            return out
         cols = _im2col(xp, x, w.shape[2:], stride, pad, dilation, out_hw)
         if _state.enabled:
             self.cols = cols
@@ -226,7 +241,8 @@ class ConvTranspose2d(Op):
         g, w = self.saved_tensors
         p = _geometry(self.attrs)
         eg, ew = self.edges
-        if eg and ew and not _state.enabled:    # plain backward: one patch matrix of h serves both gradients
+        # plain backward (no oneDNN): one patch matrix of h serves both gradients
+        if eg and ew and not _state.enabled and not onednn.usable(self.xp, h.data):
             xp, kernel, out_hw = self.xp, w.data.shape[2:], g.data.shape[2:]
             cols = _im2col(xp, h.data, kernel, p["stride"], p["pad"], p["dilation"], out_hw)
             gw = _weight_gemm(xp, _grad_rows(xp, g.data), cols, p["groups"], w.data.shape)

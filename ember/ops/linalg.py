@@ -5,6 +5,7 @@ import string
 
 from .. import dtypes as _dt
 from ..autograd.grad_mode import _state
+from ..backend import matmul as _matmul
 from ._util import Op, OpError, Tensor, _wrap, as_tensor_arg, operands, sum_to, tensor_method
 
 __all__ = ["matmul", "linear", "mm", "bmm", "einsum", "outer", "ger", "dot"]
@@ -19,7 +20,7 @@ class MatMul(Op):
     save_inputs = (0, 1)
 
     def forward(self, a, b):
-        return self.xp.matmul(a, b)
+        return _matmul(self.xp, a, b)
 
     def backward(self, g):
         from .shape import reshape, unsqueeze
@@ -105,7 +106,7 @@ class Linear(Op):
     save_inputs = (0, 1)
 
     def forward(self, x, w, b=None):
-        out = self.xp.matmul(x, w.T)
+        out = _matmul(self.xp, x, w.T)
         if b is not None:
             out += b
         return out
@@ -121,8 +122,9 @@ class Linear(Op):
             # skipping per-op dispatch on the hottest path of training
             gd = g.data
             g2 = gd.reshape(-1, gd.shape[-1])
-            return ((_wrap(gd @ w.data) if ex else None),
-                    (_wrap(g2.T @ x.data.reshape(-1, x.data.shape[-1])) if ew else None),
+            xp = self.xp
+            return ((_wrap(_matmul(xp, gd, w.data)) if ex else None),
+                    (_wrap(_matmul(xp, g2.T, x.data.reshape(-1, x.data.shape[-1]))) if ew else None),
                     (_wrap(g2.sum(0)) if eb else None))
         gx = matmul(g, w) if ex else None
         gw = gb = None

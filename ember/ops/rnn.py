@@ -5,6 +5,7 @@ else as in-place array expressions on ``xp``.
 """
 from __future__ import annotations
 
+from ..backend import matmul as _matmul
 from ..backend import rnn_kernels as _k
 from ..backend import scratch as _scratch      # recycled workspaces: fresh big arrays cost page faults
 from ._util import Op, OpError, Tensor, _wrap
@@ -66,7 +67,7 @@ def _lstm_forward(xp, x, w, h, c, mask, reverse, whr=None):
         scale[2 * H:3 * H] = 1
     for t in _steps(T, reverse):
         a = acts[t]
-        xp.matmul(h, wt, out=a)
+        _matmul(xp, h, wt, out=a)
         cn, hn, tc = cst[t], out[t], tcs[t]
         hr = hn if whr is None else hraw[t]
         if fused is not None:
@@ -83,7 +84,7 @@ def _lstm_forward(xp, x, w, h, c, mask, reverse, whr=None):
             xp.tanh(cn, out=tc)
             xp.multiply(a[:, 3 * H:], tc, out=hr)
         if whr is not None:
-            xp.matmul(hr, whrt, out=hn)
+            _matmul(xp, hr, whrt, out=hn)
         if keep is not None:
             xp.copyto(hn, h, where=keep[t])
             xp.copyto(cn, c, where=keep[t])
@@ -151,7 +152,7 @@ def _lstm_backward(xp, w, h0, c0, mask, reverse, saved, gout, ghn, gcn, whr=None
                 dhp[t] = dh
             else:
                 xp.multiply(dh, mask[t], out=dhp[t])
-            dhr = dhp[t] @ whr
+            dhr = _matmul(xp, dhp[t], whr)
         if fused is not None:
             fused(dhr, dc, acts[t], c0 if t == first else cst[t + 1 if reverse else t - 1], tcs[t], dA[t], rows[t])
         else:
@@ -161,9 +162,9 @@ def _lstm_backward(xp, w, h0, c0, mask, reverse, saved, gout, ghn, gcn, whr=None
             xp.multiply(dhr, ko[t], out=dA4[t, :, 3])
             dc = xp.multiply(dcn, fc[t], out=dcn)
         if mask is None:
-            xp.matmul(dA[t], w, out=dh)
+            _matmul(xp, dA[t], w, out=dh)
         else:
-            xp.matmul(dA[t], w, out=nh)
+            _matmul(xp, dA[t], w, out=nh)
             xp.copyto(dh, nh, where=mask[t])
     return dA, dh, dc, dhp
 
@@ -183,7 +184,7 @@ def _gru_forward(xp, x, w, b, h, mask, reverse):
         bz = xp.zeros((G,), dtype=x.dtype) if b is None else xp.ascontiguousarray(b)
     for t in _steps(T, reverse):
         a = ah[t]
-        xp.matmul(h, wt, out=a)
+        _matmul(xp, h, wt, out=a)
         s, n, hn = rz[t], nn[t], out[t]
         if fused is not None:
             fused(a, x[t], bz, h, s, n, hn)
@@ -238,7 +239,7 @@ def _gru_backward(xp, w, h0, mask, reverse, saved, gout, ghn):
         dhs[t] = dh
         xp.multiply(dh[:, None, :], kh[t], out=dAh4[t])
         carry = dh * zc[t]
-        dh = dAh[t] @ w
+        dh = _matmul(xp, dAh[t], w)
         dh += carry
     dAx = (dhs[:, :, None, :] * kx).reshape(T, N, 3 * H)
     return dAx, dAh, dh
@@ -259,7 +260,7 @@ def _gru_backward_fused(xp, kernel, w, h0, mask, reverse, saved, gout, dh, live)
             dh += gout[t]
         kernel(dh, ah[t], rz[t], n[t], h0 if t == first else out[t + 1 if reverse else t - 1], dAh[t], dAx[t],
                rows[t])
-        dh += xp.matmul(dAh[t], w, out=nh)
+        dh += _matmul(xp, dAh[t], w, out=nh)
     return dAx, dAh, dh
 
 
@@ -271,7 +272,7 @@ def _rnn_forward(xp, x, w, h, mask, reverse, relu):
         hn = _scratch(xp, (T, N, H), x.dtype)
     for t in _steps(T, reverse):
         a = hn[t]
-        xp.matmul(h, wt, out=a)
+        _matmul(xp, h, wt, out=a)
         a += x[t]
         if relu:
             xp.maximum(a, 0, out=a)
@@ -296,7 +297,7 @@ def _rnn_backward(xp, w, mask, reverse, relu, saved, gout, ghn):
         if live[t]:
             dh += gout[t]
         xp.multiply(dh, d[t], out=dA[t])
-        nh = dA[t] @ w
+        nh = _matmul(xp, dA[t], w)
         if mask is None:
             dh = nh
         else:
@@ -311,9 +312,9 @@ def _state_grad(xp, dA, states, h0, has_h0: bool, reverse: bool):
     H = states.shape[-1]
     first = T - 1 if reverse else 0
     later, prev = (dA[:-1], states[1:]) if reverse else (dA[1:], states[:-1])
-    dw = later.reshape(-1, G).T @ prev.reshape(-1, H) if T > 1 else xp.zeros((G, H), dtype=dA.dtype)
+    dw = _matmul(xp, later.reshape(-1, G).T, prev.reshape(-1, H)) if T > 1 else xp.zeros((G, H), dtype=dA.dtype)
     if has_h0:
-        dw += dA[first].T @ h0
+        dw += _matmul(xp, dA[first].T, h0)
     return dw
 
 
@@ -378,7 +379,7 @@ class RecurrentScan(Op):
             dAh = dA
             if whr is not None and e[5]:
                 hraw = self.cache[4]
-                dwhr = dhp.reshape(-1, dhp.shape[-1]).T @ hraw.reshape(-1, hraw.shape[-1])
+                dwhr = _matmul(xp, dhp.reshape(-1, dhp.shape[-1]).T, hraw.reshape(-1, hraw.shape[-1]))
         elif mode == "gru":
             dA, dAh, dh0 = _gru_backward(xp, wd, h0d, mask, reverse, self.cache, go, gh)
             db = dAh.sum(axis=(0, 1)) if b is not None and self.edges[2] else None
