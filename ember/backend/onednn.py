@@ -265,19 +265,22 @@ def _run(kind: int, a, b, out_shape, x_shape, w_shape, y_shape, geometry, bias=N
 
 
 def conv_forward(x, w, b, stride, pad, dilation, groups: int, out_hw):
-    """``conv2d(x, w) + b`` for NCHW ``x`` and OIHW ``w`` (``pad`` = top, bottom, left, right): ``(N, O, OH, OW)``."""
+    """``conv2d(x, w) + b`` for NCHW ``x`` and OIHW ``w`` (``pad`` = top, bottom, left, right): ``(N, O, OH, OW)``,
+    or None if oneDNN declines the geometry. Memory: blocked copies of ``x``, ``w`` and the output."""
     y_shape = (x.shape[0], w.shape[0], *out_hw)
     return _run(_FORWARD_TRAINING, x, w, y_shape, x.shape, w.shape, y_shape, (stride, pad, dilation, groups), b)
 
 
 def conv_backward_data(g, w, x_shape, stride, pad, dilation, groups: int):
-    """The input gradient of ``conv2d`` for the output gradient ``g``: ``(N, C, H, W)`` = ``x_shape``."""
+    """The input gradient of ``conv2d`` for the output gradient ``g``: ``(N, C, H, W)`` = ``x_shape`` (or None).
+    Memory: blocked copies of ``g``, ``w`` and the result."""
     x_shape = tuple(x_shape)
     return _run(_BACKWARD_DATA, g, w, x_shape, x_shape, w.shape, g.shape, (stride, pad, dilation, groups))
 
 
 def conv_backward_weights(x, g, kernel, stride, pad, dilation, groups: int):
-    """The weight gradient of ``conv2d``: ``(O, C / groups, KH, KW)`` for input ``x`` and output gradient ``g``."""
+    """The weight gradient of ``conv2d``: ``(O, C / groups, KH, KW)`` for input ``x`` and output gradient ``g``
+    (or None). Memory: blocked copies of ``x``, ``g`` and the result."""
     w_shape = (g.shape[1], x.shape[1] // groups, *kernel)
     return _run(_BACKWARD_WEIGHTS, x, g, w_shape, x.shape, w_shape, g.shape, (stride, pad, dilation, groups))
 
