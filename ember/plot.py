@@ -1,6 +1,7 @@
-"""Pictures of training: ``history`` draws training vs validation curves, ``model`` draws the layer graph.
+"""Pictures of training: ``history`` draws training vs validation curves, ``model`` the layer graph, ``graph`` a
+graph-mode graph (``ember.jit``).
 
-Both draw with matplotlib only (no pyplot state, no display needed), return the ``Figure`` and, given a
+All draw with matplotlib only (no pyplot state, no display needed), return the ``Figure`` and, given a
 ``path``, save it as a PNG atomically (written to a temporary file, then renamed). matplotlib is imported
 when a picture is drawn (``pip install 'ember-dl[plot]'``).
 
@@ -15,7 +16,7 @@ from .utils.atomic import atomic_write
 
 from dataclasses import dataclass, field
 
-__all__ = ["history", "model", "layer_graph", "LayerBox"]
+__all__ = ["history", "model", "graph", "layer_graph", "graph_boxes", "LayerBox"]
 
 
 def _figure(width: float, height: float):
@@ -169,6 +170,41 @@ def model(model, path=None, show_shapes: bool = True):
     boxes = layer_graph(model)
     if not boxes:
         raise ValueError(f"plot.model: {type(model).__name__} {getattr(model, 'name', '')!r} has no layers to draw")
+    return _draw(boxes, path, show_shapes)
+
+
+def graph_boxes(g) -> list[LayerBox]:
+    """The boxes of a graph-mode :class:`~ember.graph.Graph`: its inputs, then one per op node (parameters and
+    constants, which every run reads as they are, are left out)."""
+    boxes, source = [], {}
+    for v in g.inputs:
+        boxes.append(LayerBox(v.id, v.label(), "InputLayer", v.type_str()))
+        source[v.id] = v.id
+    for n in g.nodes:
+        parents = list(dict.fromkeys(source[v.id] for v in n.value_args() if v.id in source))
+        boxes.append(LayerBox(id(n), n.name, "op", ", ".join(v.type_str() for v in n.outputs), parents))
+        for v in n.outputs:
+            source[v.id] = id(n)
+    return boxes
+
+
+def graph(g, path=None, show_shapes: bool = True):
+    """Draw a graph-mode graph (``ember.jit`` / ``ember.graph.trace``): a box per op with its output's dtype and
+    shape, arrows along the data flow. Saves a PNG at ``path`` when given; returns the ``Figure``.
+
+    >>> import ember
+    >>> fig = ember.plot.graph(ember.graph.trace(lambda x: x.exp().sum(), ember.ones(3)))
+    >>> len(fig.axes[0].patches)
+    3
+    """
+    boxes = graph_boxes(g)
+    if not boxes:
+        raise ValueError("plot.graph: the graph has no inputs or nodes to draw")
+    return _draw(boxes, path, show_shapes)
+
+
+def _draw(boxes, path, show_shapes):
+    """Lay ``boxes`` out in rows by depth and draw them (the shared body of :func:`model` and :func:`graph`)."""
     level = _levels(boxes)
     rows: dict = {}
     for box in boxes:
@@ -202,7 +238,7 @@ def _draw_boxes(ax, boxes, centre, box_w, box_h, show_shapes) -> None:
         colour = "#dbe9f6" if box.kind == "InputLayer" else "#fdf1d6"
         ax.add_patch(FancyBboxPatch((x - box_w / 2, y - box_h / 2), box_w, box_h,
                                     boxstyle="round,pad=0.02,rounding_size=0.08", fc=colour, ec="#444444", lw=1))
-        text = f"{box.name} ({box.kind})"
+        text = box.name if box.kind == "op" else f"{box.name} ({box.kind})"
         if show_shapes:
             text += f"\noutput: {box.shape_text}"
         ax.text(x, y, text, ha="center", va="center", fontsize=8, family="monospace", wrap=True)

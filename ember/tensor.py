@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as _np_for_types  # only for isinstance checks of NumPy scalars handed in by users
 
 from . import dtypes as _dt
+from .autograd.grad_mode import _state as _grad_state
 from .backend import array_module, device_of, ndarray_types
 
 __all__ = ["Tensor"]
@@ -103,6 +104,8 @@ class Tensor:
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on a tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
+        if _grad_state.tracer is not None:
+            _grad_state.tracer.leak(self, "numpy()")
         return self.data
 
     def __array__(self, dtype=None, copy=None):
@@ -114,9 +117,13 @@ class Tensor:
         if self.data.size != 1:
             raise ValueError(f"item(): a tensor with {self.data.size} elements cannot be converted to a Python "
                              f"scalar (shape {tuple(self.data.shape)}); expected exactly one element")
+        if _grad_state.tracer is not None:
+            _grad_state.tracer.leak(self, "item()")
         return self.data.reshape(()).item()
 
     def tolist(self):
+        if _grad_state.tracer is not None:
+            _grad_state.tracer.leak(self, "tolist()")
         return self.data.tolist()
 
     def __float__(self):

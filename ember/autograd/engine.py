@@ -50,7 +50,13 @@ def _edge_of(t: Tensor):
 
 
 def run(outputs, grad_outputs, retain_graph, create_graph, capture=None, accumulate=True):
-    """Backpropagate; ``capture`` maps ``(node, idx)`` to a slot for ``autograd.grad``."""
+    """Backpropagate; ``capture`` maps ``(node, idx)`` to a slot for ``autograd.grad``.
+
+    Under graph-mode tracing (``ember.jit``) each op's backward call is recorded as one graph node that runs
+    the same op's ``backward`` at every replay (:class:`ember.graph.ir.BackwardOf`), and the sums of gradients
+    and into ``.grad`` as recorded additions, so the traced graph holds the backward too.
+    """
+    tracer = _state.tracer
     # count, for every node, how many edges point at it
     roots = [(t._node, t._idx) if t._node is not None else _leaf_edge(t) for t in outputs]
     deps = {}
@@ -102,11 +108,19 @@ def run(outputs, grad_outputs, retain_graph, create_graph, capture=None, accumul
                 if node.freed:
                     _raise_freed(node)
                 if node.n_outputs == 1:
-                    in_grads = node.backward(grads[0])
+                    grads = [grads[0]]
                 else:
                     fill = getattr(node, "materialize_grads", True)   # custom Functions may ask for None
-                    in_grads = node.backward(*[g if g is not None or not fill else _zeros_for(node, i)
-                                               for i, g in enumerate(grads)])
+                    grads = [g if g is not None or not fill else _zeros_for(node, i) for i, g in enumerate(grads)]
+                if tracer is None:
+                    in_grads = node.backward(*grads)
+                else:                             # graph mode: one node for the whole backward call
+                    _state.tracer = None
+                    try:
+                        in_grads = node.backward(*grads)
+                    finally:
+                        _state.tracer = tracer
+                    tracer.record_backward(node, grads, in_grads)
                 if not isinstance(in_grads, (tuple, list)):
                     in_grads = (in_grads,)
                 if not retain_graph:
@@ -201,7 +215,7 @@ def _accumulate(node, g, create_graph, fresh):
     if tuple(g.data.shape) != tuple(t.data.shape):
         raise RuntimeError(f"internal error: gradient of shape {tuple(g.data.shape)} for a leaf of shape "
                            f"{tuple(t.data.shape)}")
-    if create_graph:
+    if create_graph or _state.tracer is not None:      # graph mode records the sum as an op
         t.grad = g if t.grad is None else t.grad + g
         return
     if t.grad is None:

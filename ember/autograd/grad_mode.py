@@ -9,6 +9,7 @@ __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "inf
 
 class _State(threading.local):
     enabled = True
+    tracer = None      # graph mode: the ember.jit tracer that records every op call, when one is active
 
 
 _state = _State()

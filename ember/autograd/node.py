@@ -136,8 +136,13 @@ class Op(Node):
                 raise
             raise OpError(f"{cls.op_name()}: {e} (inputs: {describe(inputs)})") from e
         if type(out) is tuple:
-            return _apply_multi(node, inputs, out, first, first_t)
+            results = _apply_multi(node, inputs, out, first, first_t)
+            if _state.tracer is not None:
+                _state.tracer.record(cls, attrs, inputs, results, node)
+            return results
         result = _adopt(out, xp, first, first_t)
+        if _state.tracer is not None:
+            _state.tracer.record(cls, attrs, inputs, (result,), node)
         out = result.data
         if _state.enabled and cls.differentiable and out.dtype.kind == "f":
             if _record_edges(node, inputs):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..tensor import Tensor
 from . import (activation, attention, conv, elementwise, embedding, index, linalg, normalization,  # noqa: F401
-               pool, reduce, resize, rnn, shape, softmax, unary, where)
+               pool, random, reduce, resize, rnn, shape, softmax, unary, where)
 from ._util import TENSOR_METHODS
 from .activation import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403

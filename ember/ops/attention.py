@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from ..autograd.grad_mode import _state
-from ..backend import broadcast_shapes
+from ..backend import broadcast_shapes, rng
 from ..backend import matmul as _matmul
 from ._util import Op, OpError, Tensor, _wrap, describe, sum_to
 
@@ -57,8 +57,9 @@ class ScaledDotProductAttention(Op):
     """``p = softmax(q @ k^T * scale + bias + mask)``, ``out = (p * keep) @ v`` (and ``p * keep`` when asked).
 
     Inputs: ``q (..., L, E)``, ``k (..., S, E)``, ``v (..., S, Ev)``, an optional additive float ``mask``
-    (differentiable) and an optional dropout multiplier ``keep`` (0 or ``1/(1-p)``); the constant
-    ``bias`` (boolean and causal masks as 0/-inf) is an attribute.
+    (differentiable) and an optional boolean ``allowed`` mask (True: attend). ``bias`` is 0/-inf from
+    ``allowed`` and from ``causal``; the dropout multiplier ``keep`` (0 or ``1/(1-p)``) is drawn here, so
+    that a traced graph draws afresh at every run (``random``).
 
     Memory: the ``(..., L, S)`` probability matrix and the scaled query (kept for the backward) plus, with
     dropout, an ``(..., L, S)`` multiplier; the backward allocates two more ``(..., L, S)`` arrays.
@@ -69,8 +70,26 @@ class ScaledDotProductAttention(Op):
     save_output = True            # the single-output form; with the weights, ``self.out`` (see ``_out``)
     materialize_grads = False
 
-    def forward(self, q, k, v, mask=None, keep=None, *, scale, bias, need_weights):
+    random = True                 # with dropout_p > 0: graph passes must not merge or fold it
+
+    def forward(self, q, k, v, mask=None, allowed=None, *, scale, causal, dropout_p, need_weights):
         xp = self.xp
+        dtype = q.dtype
+        L, S = q.shape[-2], k.shape[-2]
+        bias = None
+        if causal:
+            bias = xp.triu(xp.full((L, S), -math.inf, dtype=dtype), 1)
+        if allowed is not None:
+            bias = xp.where(allowed, dtype.type(0), dtype.type(-math.inf))
+        self.bias = bias
+        keep = None
+        if dropout_p > 0.0:
+            batch = broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+            for extra in (bias, mask):
+                if extra is not None:
+                    batch = broadcast_shapes(batch, extra.shape[:-2])
+            u = rng().random(tuple(batch) + (L, S), dtype="float32" if dtype.itemsize <= 4 else "float64")
+            keep = xp.multiply(u >= dropout_p, dtype.type(1.0 / (1.0 - dropout_p)), dtype=dtype)
         # scale the (L, E) query rather than the (L, S) scores: a smaller pass, and a contiguous operand for BLAS
         qs = q * q.dtype.type(scale)
         s = _matmul(xp, qs, _swap(k))
@@ -147,7 +166,7 @@ class ScaledDotProductAttention(Op):
         from .shape import transpose
         from .softmax import softmax
         from .where import where
-        scale, bias = self.attrs["scale"], self.attrs["bias"]
+        scale, bias = self.attrs["scale"], self.bias
         eq, ek, ev, em = self._edges()
         s = matmul(q, transpose(k, -1, -2)) * scale
         if bias is not None:
@@ -244,30 +263,15 @@ def _gqa(query: Tensor, key: Tensor, value: Tensor, op: str):
 def _attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None, dropout_p: float = 0.0,
                is_causal: bool = False, scale=None, need_weights: bool = False):
     """The shared core of :func:`scaled_dot_product_attention` and ``MultiheadAttention`` (which needs the weights)."""
-    from ..backend import rng
-    xp = query.xp
-    dtype = query.data.dtype
-    L, S = query.data.shape[-2], key.data.shape[-2]
-    bias = mask = None
-    if is_causal:
-        bias = xp.triu(xp.full((L, S), -math.inf, dtype=dtype), 1)
+    allowed = mask = None
     if attn_mask is not None:
         if attn_mask.data.dtype.kind == "b":
-            bias = xp.where(attn_mask.data, dtype.type(0), dtype.type(-math.inf))
+            allowed = attn_mask
         else:
             mask = attn_mask
     scale = 1.0 / math.sqrt(query.data.shape[-1]) if scale is None else float(scale)
-    keep = None
-    if dropout_p > 0.0:
-        batch = broadcast_shapes(query.data.shape[:-2], key.data.shape[:-2], value.data.shape[:-2])
-        if bias is not None:
-            batch = broadcast_shapes(batch, bias.shape[:-2])
-        if mask is not None:
-            batch = broadcast_shapes(batch, mask.data.shape[:-2])
-        u = rng().random(tuple(batch) + (L, S), dtype="float32" if dtype.itemsize <= 4 else "float64")
-        keep = xp.multiply(u >= dropout_p, dtype.type(1.0 / (1.0 - dropout_p)), dtype=dtype)
-    return ScaledDotProductAttention.apply(query, key, value, mask, keep, scale=scale, bias=bias,
-                                           need_weights=need_weights)
+    return ScaledDotProductAttention.apply(query, key, value, mask, allowed, scale=scale, causal=bool(is_causal),
+                                           dropout_p=float(dropout_p), need_weights=need_weights)
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,

@@ -166,6 +166,8 @@ def _rebase(x: Tensor, out: Tensor) -> Tensor:
         x._view_of = view_of
     elif _writeable(x.data) and x.data.shape == out.data.shape:
         x.data[...] = out.data
+        if _state.tracer is not None:
+            _state.tracer.alias(x, out)          # graph mode: x's array now holds out's value
     else:
         x.data = out.data
     return x._bump()
@@ -184,7 +186,7 @@ def setitem(input: Tensor, index, value) -> None:
     """``x[index] = value``: in place, recorded for autograd (value broadcasts to the indexed region)."""
     input._inplace_check("setitem")
     idx = _raw_index(index)
-    if _records(input, value):
+    if _records(input, value) or _state.tracer is not None:     # recorded, or traced by graph mode
         _rebase(input, _index_put(input, idx, value, False, "setitem", shown=index))
         return
     if not _writeable(input.data):

@@ -7,6 +7,8 @@ one-pass kernel instead (:mod:`ember.optim._fused`).
 """
 from __future__ import annotations
 
+from ..backend import array_module
+from ..tensor import _wrap
 from . import _fused
 from .optimizer import Optimizer, _check
 
@@ -72,6 +74,39 @@ class Adam(Optimizer):
             xp.divide(m, tmp, out=tmp)
             tmp *= step_size
             w -= tmp
+
+
+    # ------------------------------------------------------------ graph mode (see Optimizer._traced_step)
+    def _graph_scalars(self, state: dict, group: dict, w) -> dict:
+        xp = array_module(w)
+        if "step" not in state:
+            state.update(step=0, exp_avg=xp.zeros_like(w), exp_avg_sq=xp.zeros_like(w))
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = xp.zeros_like(w)
+        state["step"] += 1
+        (b1, b2), lr, step = group["betas"], group["lr"], state["step"]
+        bc2_sqrt = (1 - b2 ** step) ** 0.5
+        return {"step_size": lr * bc2_sqrt / (1 - b1 ** step), "eps_hat": group["eps"] * bc2_sqrt,
+                "decay": 1 - lr * group["weight_decay"]}
+
+    def _graph_update(self, p, state: dict, group: dict, scalars: dict) -> list:
+        from ..ops.elementwise import maximum
+        (b1, b2), wd = group["betas"], group["weight_decay"]
+        decoupled = group["decoupled_weight_decay"]
+        w = p * scalars["decay"] if decoupled and wd else p
+        g = -p.grad if group["maximize"] else p.grad
+        if wd and not decoupled:
+            g = g + w * wd
+        m, v = _wrap(state["exp_avg"]), _wrap(state["exp_avg_sq"])
+        m_new = m + (g - m) * (1 - b1)
+        v_new = v * b2 + g * g * (1 - b2)
+        out = [(m, m_new), (v, v_new)]
+        if group["amsgrad"]:
+            vmax = _wrap(state["max_exp_avg_sq"])
+            v_new = maximum(vmax, v_new)
+            out.append((vmax, v_new))
+        out.append((p, w - m_new / (v_new.sqrt() + scalars["eps_hat"]) * scalars["step_size"]))
+        return out
 
 
 class AdamW(Adam):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from ..autograd.grad_mode import enable_grad
+from ..autograd.grad_mode import _state as _grad_state
+from ..autograd.grad_mode import enable_grad, no_grad
 from ..backend import array_module, ndarray_types
 from ..tensor import Tensor, _wrap, zero_grads
 
@@ -83,9 +84,47 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        if _grad_state.tracer is not None:       # inside ember.jit: the update goes into the graph
+            self._traced_step(_grad_state.tracer)
+            return loss
         for group in self.param_groups:
             self._step_group(group)
         return loss
+
+    # ------------------------------------------------------------ graph mode
+    def _traced_step(self, tracer) -> None:
+        """The step as Ember ops, so that ``ember.jit`` captures it with the forward and backward.
+
+        Subclasses give ``_graph_update(p, state, group, scalars)`` (the new parameter and state tensors, as
+        ``(target, value)`` pairs) and ``_graph_scalars(state, group)`` (this step's host numbers: learning
+        rate, bias corrections; it also counts the step). The scalars become 0-d tensors that the graph reads
+        and a prologue refreshes before every run, so a learning-rate schedule and the step count keep working;
+        the state arrays are updated in place after every run.
+        """
+        if not hasattr(self, "_graph_update"):
+            raise TypeError(f"ember.jit: {type(self).__name__} has no graph-mode step yet (SGD, Adam and AdamW "
+                            "have); call its step() outside the jitted function")
+        items = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    items.append((p, self.state.setdefault(p, {}), group))
+        scalars: dict = {}
+
+        def refresh():
+            for p, state, group in items:
+                for name, value in self._graph_scalars(state, group, p.data).items():
+                    t = scalars.get((id(p), name))
+                    if t is None:
+                        scalars[(id(p), name)] = _wrap(array_module(p.data).full((), value, p.data.dtype))
+                    else:
+                        t.data[...] = value
+        tracer.on_run(refresh)
+        with no_grad():
+            for p, state, group in items:
+                mine = {name: t for (pid, name), t in scalars.items() if pid == id(p)}
+                for target, value in self._graph_update(p, state, group, mine):
+                    tracer.assign(target, value)
 
     def _step_group(self, group: dict) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not implement a step")

@@ -1,6 +1,8 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay."""
 from __future__ import annotations
 
+from ..backend import array_module
+from ..tensor import _wrap
 from .optimizer import Optimizer, _check
 
 __all__ = ["SGD"]
@@ -51,3 +53,25 @@ class SGD(Optimizer):
                     g = buf
             xp.multiply(g, lr, out=tmp)
             w -= tmp
+
+    # ------------------------------------------------------------ graph mode (see Optimizer._traced_step)
+    def _graph_scalars(self, state: dict, group: dict, w) -> dict:
+        first = False
+        if group["momentum"] and "momentum_buffer" not in state:
+            state["momentum_buffer"] = array_module(w).zeros_like(w)
+            first = True                          # PyTorch seeds the buffer with g itself: weight 1, not 1 - dampening
+        return {"lr": group["lr"], "g_weight": 1.0 if first else 1.0 - group["dampening"]}
+
+    def _graph_update(self, p, state: dict, group: dict, scalars: dict) -> list:
+        momentum = group["momentum"]
+        g = -p.grad if group["maximize"] else p.grad
+        if group["weight_decay"]:
+            g = g + p * group["weight_decay"]
+        out = []
+        if momentum:
+            buf = _wrap(state["momentum_buffer"])
+            new_buf = buf * momentum + g * scalars["g_weight"]
+            out.append((buf, new_buf))
+            g = g + new_buf * momentum if group["nesterov"] else new_buf
+        out.append((p, p - g * scalars["lr"]))
+        return out

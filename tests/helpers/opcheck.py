@@ -3,7 +3,8 @@
 ``check_op(ember_fn, torch_fn, specs)`` runs the op in Ember and in PyTorch on the same
 random inputs and compares, in float32, the forward value and the gradient of every
 floating input for a random upstream gradient; then it runs Ember's float64
-finite-difference ``gradcheck``. A new op is one line in a table of cases.
+finite-difference ``gradcheck``. A new op is one line in a table of cases. Every case also runs through graph mode
+(:func:`check_jit`): the op's cached graph must replay eager's outputs and gradients.
 
 An input spec is a shape tuple (random normal floats), an ``Arr`` (an explicit NumPy
 array; floats get gradients unless ``grad=False``) or a Python scalar.
@@ -84,6 +85,7 @@ def check_op(ember_fn, torch_fn, specs, *, atol=1e-5, rtol=1e-4, seed=0, low=Non
         assert ev.dtype == tv.dtype, f"output {i}: dtype {ev.dtype} vs torch {tv.dtype}"
         np.testing.assert_allclose(ev, tv, atol=atol, rtol=rtol, err_msg=f"forward output {i}")
     if not grad:
+        check_jit(ember_fn, items, grad)
         return
     rng = np.random.default_rng(seed + 1)
     diff_e = [(k, t) for k, t in enumerate(e_in) if isinstance(t, ember.Tensor) and t.requires_grad]
@@ -104,9 +106,46 @@ def check_op(ember_fn, torch_fn, specs, *, atol=1e-5, rtol=1e-4, seed=0, low=Non
             assert et.grad.shape == tuple(tt.grad.shape), f"input {k}: grad shape {et.grad.shape} vs {tt.grad.shape}"
             np.testing.assert_allclose(_np(et.grad), tt.grad.numpy(), atol=atol, rtol=rtol,
                                        err_msg=f"gradient of input {k}")
+    check_jit(ember_fn, items, grad)
     if gradcheck:
         g_in = [_to("ember", it, np.float64, grad) for it in items]
 
         def f(*xs):
             return ember_fn(*xs)
         assert ember.autograd.gradcheck(f, g_in, eps=gc_eps, atol=gc_atol, rtol=gc_rtol)
+
+
+def check_jit(ember_fn, items, grad=True):
+    """Graph mode equals eager mode: ``ember.jit(ember_fn)``, replayed from its cached graph (the second call
+    of each signature), gives eager's outputs without grad and eager's input gradients with grad: float64 to
+    1e-12, float32 to 1e-5."""
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        def inputs():
+            return [_to("ember", it, dtype, grad) for it in items]
+        eager_in = inputs()
+        eager = _flat_outputs(ember_fn(*eager_in))
+        jf = ember.jit(ember_fn)
+        with ember.no_grad():
+            jf(*inputs())
+            replay = _flat_outputs(jf(*inputs()))
+        assert jf.traces == 1, f"jit traced {jf.traces} times for one signature"
+        assert len(replay) == len(eager)
+        for i, (r, e) in enumerate(zip(replay, eager)):
+            assert r.shape == e.shape and r.dtype == e.dtype, f"jit output {i}: {r.shape} {r.dtype} vs eager"
+            np.testing.assert_allclose(r.numpy(), e.detach().numpy(), rtol=tol, atol=tol, err_msg=f"jit output {i}")
+        diff = [k for k, t in enumerate(eager_in) if isinstance(t, ember.Tensor) and t.requires_grad]
+        outs = [k for k, e in enumerate(eager) if e.requires_grad]
+        if not grad or not diff or not outs:
+            continue
+        w = [np.random.default_rng(k).standard_normal(tuple(eager[k].shape)).astype(dtype) for k in outs]
+        sum(((eager[k] * ember.tensor(wk)).sum() for k, wk in zip(outs, w)), ember.tensor(0.0, dtype=dtype)).backward()
+        jf(*inputs())                                  # traces the grad-mode signature
+        jit_in = inputs()
+        out = _flat_outputs(jf(*jit_in))
+        assert jf.traces == 2, f"jit traced {jf.traces} times for two signatures"
+        sum(((out[k] * ember.tensor(wk)).sum() for k, wk in zip(outs, w)), ember.tensor(0.0, dtype=dtype)).backward()
+        for k in diff:
+            e, j = eager_in[k].grad, jit_in[k].grad
+            assert (e is None) == (j is None), f"jit: input {k} grad presence differs from eager"
+            if e is not None:
+                np.testing.assert_allclose(j.numpy(), e.numpy(), rtol=tol, atol=tol, err_msg=f"jit gradient {k}")

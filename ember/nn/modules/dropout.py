@@ -1,7 +1,7 @@
 """Dropout: zero random elements during training and rescale the rest (inverted dropout)."""
 from __future__ import annotations
 
-from ...backend import rng
+from ...ops import random as _ops
 from ..module import Module
 
 __all__ = ["Dropout", "dropout"]
@@ -21,12 +21,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
         return input
     if p == 1.0:
         return input * 0.0
-    from ...tensor import _wrap
-    xp = input.xp
-    dtype = input.data.dtype
-    keep = rng().random(tuple(input.shape), dtype="float32" if dtype.itemsize <= 4 else "float64") >= p
-    mask = xp.asarray(keep, dtype=dtype) * dtype.type(1.0 / (1.0 - p))
-    return input * _wrap(mask)
+    return _ops.Dropout.apply(input, p=p)
 
 
 class Dropout(Module):

@@ -1,0 +1,29 @@
+"""Ops that draw random numbers inside their forward, so that a traced graph draws afresh at every run.
+
+They carry ``random = True``: graph passes (:mod:`ember.graph.passes`) never merge two of them or fold one
+into a constant.
+"""
+from __future__ import annotations
+
+from ..backend import rng
+from ._util import Op, _wrap
+
+__all__: list = []
+
+
+class Dropout(Op):
+    """``x * mask`` with ``mask`` = 0 with probability ``p``, else ``1 / (1 - p)`` (inverted dropout).
+
+    The mask is drawn from Ember's generator (``ember.manual_seed``) and kept for the backward (``g * mask``).
+    Memory: one input-sized mask.
+    """
+
+    random = True
+
+    def forward(self, x, p):
+        keep = rng().random(x.shape, dtype="float32" if x.dtype.itemsize <= 4 else "float64") >= p
+        self.mask = self.xp.asarray(keep, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+        return x * self.mask
+
+    def backward(self, g):
+        return (g * _wrap(self.mask),)
