@@ -5,10 +5,10 @@
 * :func:`trace`: the graph of one call (:mod:`.trace`); :class:`Graph` and its values and nodes (:mod:`.ir`);
 * :mod:`.passes`: the optimisations a traced graph goes through.
 """
-from . import passes
+from . import fusion, passes
 from .function import JitFunction, JitMismatchError, jit
 from .ir import Graph, Node, Value
 from .trace import Tracer, TracerWarning, trace
 
-__all__ = ["jit", "trace", "passes", "JitFunction", "JitMismatchError", "Graph", "Node", "Value", "Tracer",
+__all__ = ["jit", "trace", "passes", "fusion", "JitFunction", "JitMismatchError", "Graph", "Node", "Value", "Tracer",
            "TracerWarning"]

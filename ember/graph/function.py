@@ -110,9 +110,17 @@ class JitFunction:
                           "it without jit.", TracerWarning, stacklevel=3)
         graph, result, _ = run_traced(self.fn, args, kwargs)
         traced = graph
+        leaves = _leaves_of(args, kwargs)
         if self.optimize:
+            from .fusion import fuse_elementwise
             from .passes import optimize
             graph = optimize(_copy(graph))
+            # fused kernels run on arrays only: not where autograd must record the replay, nor in debug mode
+            # (which compares every node with eager), nor on CuPy (no GPU kernels yet)
+            recorded = _state.enabled and not graph.effects and (
+                _Entry(graph, None).needs_grad or any(t.requires_grad for t in leaves))
+            if not (recorded or self.debug) and all(type(t.data).__module__ == "numpy" for t in leaves):
+                graph = fuse_elementwise(graph)
         self.cache[key] = _Entry(graph, traced if self.debug else None)
         return result
 
@@ -135,6 +143,12 @@ class JitFunction:
                         if got.shape == want.shape else f"shape {got.shape} vs {want.shape}")
                 raise JitMismatchError(f"ember.jit(debug=True): node {i} ({n.name}, output {j}, {v.type_str()}) "
                                        f"differs from eager mode (max abs diff {diff})")
+
+
+def _leaves_of(args, kwargs) -> list:
+    leaves: list = []
+    flatten((args, kwargs), leaves)
+    return leaves
 
 
 def _eager_arrays(fn, args, kwargs) -> list:

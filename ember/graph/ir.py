@@ -108,6 +108,13 @@ def _run_backward(n: Node, inst, read):
     return tuple(grads[i].data if isinstance(grads[i], Tensor) else grads[i] for i in n.attrs["made"])
 
 
+def _drop(env: dict, instances: dict, values, states) -> None:
+    for vid in values:
+        env.pop(vid, None)
+    for nid in states:
+        instances.pop(nid, None)
+
+
 def _literal(v) -> str:
     if isinstance(v, Value):
         return v.label()
@@ -206,9 +213,49 @@ class Graph:
         finally:
             _state.enabled = prev
 
+    def liveness(self) -> list:
+        """For each node, what can be dropped once it has run: ``(value ids, node ids)``: the values it reads
+        or makes for the last time (never the graph's outputs), and the forward op objects whose state no later
+        backward node reads. Running drops them, so memory is handed back as early as eager mode's would be."""
+        plan = getattr(self, "_liveness", None)
+        if plan is not None and plan[0] == len(self.nodes):
+            return plan[1]
+        last, state_last = {}, {}
+        for i, n in enumerate(self.nodes):
+            state_last[id(n)] = i
+            for v in n.outputs:
+                last[v.id] = i
+            for a in n.value_args():
+                if a.kind == "node":
+                    last[a.id] = i
+            if n.op is BackwardOf:
+                state_last[id(n.args[0].producer)] = i
+        kept = {v.id for v in self.outputs if isinstance(v, Value)}
+        drops = [([], []) for _ in self.nodes]
+        for vid, i in last.items():
+            if vid not in kept:
+                drops[i][0].append(vid)
+        for nid, i in state_last.items():
+            drops[i][1].append(nid)
+        self._liveness = (len(self.nodes), drops)
+        return drops
+
+    def peak_bytes(self) -> int:
+        """The most bytes of node values alive at once in a run with :meth:`liveness` (inputs, parameters and
+        the kernels' own workspaces not counted): the static memory plan of this graph."""
+        live, peak, size = 0, 0, {}
+        for n, (values, _) in zip(self.nodes, self.liveness()):
+            for v in n.outputs:
+                size[v.id] = int(numpy.prod(v.shape, dtype=numpy.int64)) * v.dtype.itemsize
+                live += size[v.id]
+            peak = max(peak, live)
+            live -= sum(size.get(vid, 0) for vid in values)
+        return peak
+
     def _run(self, env, read, xp, keep, training, state):
         instances = {}
-        for n in self.nodes:
+        drops = self.liveness()
+        for n, (values, states) in zip(self.nodes, drops):
             state.enabled = training and n.op is not BackwardOf
             if n.op is BackwardOf:
                 outs = _run_backward(n, instances[id(n.args[0].producer)], read)
@@ -216,6 +263,7 @@ class Graph:
                     env[v.id] = o
                 if keep is not None:
                     keep.update((v.id, env[v.id]) for v in n.outputs)
+                _drop(env, instances, values, states)
                 continue
             op = n.op.__new__(n.op)
             op.attrs = n.attrs
@@ -230,6 +278,7 @@ class Graph:
             if keep is not None:
                 for v in n.outputs:
                     keep[v.id] = env[v.id]
+            _drop(env, instances, values, states)
         results = tuple(read(v) for v in self.outputs)
         for kind, tensor, i in self.effects:
             if kind == "copy":

@@ -1,0 +1,103 @@
+"""Graph mode's elementwise fusion (numba kernels) and its liveness plan (values dropped after their last use)."""
+import numpy as np
+import pytest
+
+import ember
+from ember.graph import Graph, Value, fusion, trace
+from ember.ops.elementwise import Add, Mul
+
+pytestmark = pytest.mark.skipif(not fusion.available, reason="fusion compiles with numba")
+
+
+def _fused(g):
+    return [n for n in g.nodes if n.op is fusion.FusedElementwise]
+
+
+def test_chain_becomes_one_kernel_with_numpy_rounding():
+    x, s = ember.randn(5, 7), ember.tensor(np.float32(0.3))
+    g = trace(lambda x, s: ((x * 2 + 1) / (x * x + 0.5)).sqrt() - x * s, x, s)
+    before = g.run(x.numpy(), s.numpy())[0]
+    n = len(g.nodes)
+    fusion.fuse_elementwise(g)
+    assert len(g.nodes) == 1 and g.nodes[0].attrs["ops"].count("+") == n - 1
+    after = g.run(x.numpy(), s.numpy())[0]
+    np.testing.assert_array_equal(after, before)          # + - * / sqrt round exactly as NumPy's
+    assert after.dtype == np.float32 and after.shape == (5, 7)
+
+
+def test_transcendental_ops_match_numpy_closely():
+    x = ember.rand(100) + 0.1
+    g = trace(lambda x: (x.exp() + x.log()).tanh() * 3, x)
+    before = g.run(x.numpy())[0]
+    fusion.fuse_elementwise(g)
+    assert len(_fused(g)) == 1
+    np.testing.assert_allclose(g.run(x.numpy())[0], before, rtol=2e-6)
+
+
+def test_broadcasting_and_other_dtypes_are_not_fused():
+    x, b = ember.randn(3, 4), ember.randn(4)
+    g = trace(lambda x, b: (x + b) * 2, x, b)        # (3, 4) + (4,): a broadcast, not fused into the mul
+    fusion.fuse_elementwise(g)
+    assert not _fused(g)
+    xi = ember.arange(6)
+    g = trace(lambda x: x * 2 + 1, xi)               # integers stay on NumPy
+    fusion.fuse_elementwise(g)
+    assert not _fused(g)
+
+
+def test_value_read_outside_becomes_a_kernel_output():
+    x = ember.randn(8)
+    def f(x):
+        a = x * 2
+        return a.sum(), (a + 1).exp()
+    g = trace(f, x)
+    ref = g.run(x.numpy())
+    fusion.fuse_elementwise(g)
+    (node,) = _fused(g)
+    assert node.attrs["n_out"] == 2                   # x * 2 (read by sum) and the exp
+    out = g.run(x.numpy())
+    np.testing.assert_allclose(out[0], ref[0], rtol=1e-6)
+    np.testing.assert_allclose(out[1], ref[1], rtol=1e-6)
+
+
+def test_group_with_an_outside_reader_in_between_is_left_alone():
+    # a (mul) -> sum (outside) -> b (add, reads the sum and a): fusing a and b would put b before the sum
+    g = Graph()
+    x = Value("input", (4,), np.float32)
+    g.inputs.append(x)
+    (a,) = g.add(Mul, {}, [x, 2.0], [((4,), np.float32)])
+    (s,) = g.add(ember.ops.reduce.Sum, {"axes": None, "keepdim": True}, [a], [((1,), np.float32)])
+    (b,) = g.add(Add, {}, [a, s], [((4,), np.float32)])
+    g.outputs = [b]
+    ref = g.run(np.arange(4, dtype=np.float32))[0]
+    fusion.fuse_elementwise(g)
+    assert not _fused(g)
+    np.testing.assert_array_equal(g.run(np.arange(4, dtype=np.float32))[0], ref)
+
+
+def test_equal_chains_share_one_compiled_kernel():
+    def f(a, b):
+        return a * 0.5 + 1.25, b * 0.5 + 1.25
+    g = trace(f, ember.randn(3), ember.randn(6, 2))
+    fusion.fuse_elementwise(g)
+    keys = {n.attrs["key"] for n in _fused(g)}
+    assert len(_fused(g)) == 2 and len(keys) == 1
+
+
+def test_jit_fuses_inference_graphs_and_keeps_results():
+    f = ember.jit(lambda x: (x * 3 - 1).relu() * 2 + x)
+    x = ember.randn(10)
+    with ember.no_grad():
+        f(x)
+        out = f(x)
+        g = f.graph_for(x)
+    assert _fused(g)
+    np.testing.assert_allclose(out.numpy(), ((x * 3 - 1).relu() * 2 + x).numpy(), rtol=1e-6)
+
+
+def test_liveness_drops_values_after_last_use_and_plans_peak():
+    g = trace(lambda x: ((x * 2) * 3) * 4, ember.ones(1000))
+    drops = g.liveness()
+    ids = [n.outputs[0].id for n in g.nodes]
+    assert drops[1][0] == [ids[0]] and drops[2][0] == [ids[1]] and drops[2][0] != [ids[2]]
+    assert g.peak_bytes() == 2 * 4000                 # an op's input and output, never three arrays
