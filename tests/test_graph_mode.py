@@ -307,3 +307,39 @@ def test_training_graph_prints_backward_nodes_and_effects():
     text = str(g)
     assert "backward(" in text and "effect: grad of (32, 64)" in text and "effect: (10,)" in text
     assert g.n_results == 1 and len(g.effects) == 8      # 4 parameters: their new values and their gradients
+
+
+# ---------------------------------------------------------------- the high-level API
+@pytest.mark.parametrize("flag", [{"jit": True}, {"jit_compile": True}])
+def test_compile_jit_fit_evaluate_predict_match_eager(flag):
+    from ember import layers
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((300, 16)).astype(np.float32), rng.integers(0, 4, 300)
+    runs = []
+    for extra in ({}, flag):
+        ember.manual_seed(0)
+        model = ember.Sequential([layers.Input((16,)), layers.Dense(32, activation="relu", kernel_regularizer="l2"),
+                                  layers.Dropout(0.2), layers.Dense(4)])
+        model.compile(optimizer=ember.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+                      loss=ember.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"], **extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")          # no TracerWarning: losses and metrics are tracked outside
+            hist = model.fit(x, y, batch_size=64, epochs=3, validation_split=0.2, verbose=0).history
+            runs.append((hist, model.get_weights(), model.evaluate(x, y, verbose=0), model.predict(x[:7], verbose=0)))
+        if extra:
+            assert model._jit_steps["train"].traces == 2      # full batches and the last, smaller one
+    (h0, w0, e0, p0), (h1, w1, e1, p1) = runs
+    assert h1.keys() == h0.keys()
+    for k in h0:
+        np.testing.assert_allclose(h1[k], h0[k], rtol=1e-6)
+    for a, b in zip(w0, w1):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(e1, e0, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(p1), np.asarray(p0), rtol=1e-6, atol=1e-7)
+
+
+def test_run_eagerly_overrides_jit():
+    model = ember.Sequential([ember.layers.Input((3,)), ember.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse", jit=True, run_eagerly=True)
+    model.fit(np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32), verbose=0)
+    assert not model._jit_steps

@@ -144,7 +144,9 @@ class CompileLoss:
         fn = _losses.get(identifier)
         return fn if isinstance(fn, _losses.Loss) else _losses.LossFunctionWrapper(fn)
 
-    def __call__(self, y_true: list, y_pred: list, sample_weight: list, batch_size: int):
+    def __call__(self, y_true: list, y_pred: list, sample_weight: list, batch_size: int, tracked=None):
+        """The weighted total loss. Each output's loss goes to its tracker now, or into ``tracked`` as
+        ``(output index, value)`` for the caller to track (graph mode tracks outside the jitted step)."""
         total = None
         for i, (fn, w, yt, yp, sw) in enumerate(zip(self.fns, self.weights, y_true, y_pred, sample_weight)):
             if fn is None or yt is None:
@@ -155,7 +157,10 @@ class CompileLoss:
                 raise ValueError(f"loss {getattr(fn, 'name', fn)!r} of output {self.names[i]!r}: y_true of shape "
                                  f"{_shape(yt)} does not fit y_pred of shape {_shape(yp)}: {e}") from e
             if self.trackers[i] is not None:
-                track(self.trackers[i], value, batch_size)
+                if tracked is None:
+                    track(self.trackers[i], value, batch_size)
+                else:
+                    tracked.append((i, value))
             term = value * w if w != 1.0 else value
             total = term if total is None else total + term
         return total

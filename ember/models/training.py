@@ -43,6 +43,17 @@ def _sw_list(sw, n: int) -> list:
     return [sw] * n
 
 
+def _tensors(struct):
+    """Arrays in a (nested) batch as tensors, so that graph mode keys them by shape and dtype, not by identity."""
+    if struct is None or isinstance(struct, Tensor):
+        return struct
+    if isinstance(struct, (list, tuple)):
+        return type(struct)(_tensors(v) for v in struct)
+    if isinstance(struct, dict):
+        return {k: _tensors(v) for k, v in struct.items()}
+    return _wrap(array_module(struct).asarray(struct)) if hasattr(struct, "shape") else struct
+
+
 class Trainer:
     """The training API mixed into :class:`ember.Model` (Keras 3's ``Trainer``)."""
 
@@ -54,14 +65,16 @@ class Trainer:
 
     # ------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
-                run_eagerly=None, jit_compile=None) -> None:
+                run_eagerly=None, jit_compile=None, jit: bool = False) -> None:
         """Set the optimizer, loss(es) and metrics (Keras' ``compile``).
 
         ``optimizer``: a name (``'adam'``, ``'sgd'``, ``'rmsprop'``, ``'adamw'``, ``'adagrad'``, with Keras'
         defaults), a ``{'class_name': 'Adam', 'config': {'learning_rate': 0.01}}`` dict, or an
         ``ember.optim`` optimizer. A named optimizer is made on the trainable weights once they exist.
         ``loss``/``metrics``/``loss_weights``: one for all outputs, a list by position or a dict by output
-        name. ``run_eagerly``/``jit_compile`` are accepted for Keras compatibility; Ember always runs eagerly.
+        name. ``jit=True`` (or Keras' ``jit_compile=True``) runs each training, evaluation and prediction step
+        through graph mode (:func:`ember.jit`): forward, loss, backward and optimizer update as one traced
+        graph per batch shape; losses and metrics are tracked outside it. ``run_eagerly=True`` overrides it.
         """
         d = self.__dict__
         if not isinstance(optimizer, Optimizer):
@@ -73,6 +86,8 @@ class Trainer:
         d["_loss_tracker"] = Mean(name="loss")
         d["_compile_loss"] = d["_compile_metrics"] = None
         d["run_eagerly"], d["jit_compile"] = bool(run_eagerly), bool(jit_compile)
+        d["_jit"] = bool(jit or jit_compile) and not run_eagerly
+        d["_jit_steps"] = {}
         d["compiled"] = True
         if d["optimizer"] is None and any(p.requires_grad for p in self.parameters()):
             self._make_optimizer()
@@ -156,16 +171,61 @@ class Trainer:
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
         """The total loss: weighted per-output losses plus ``sum(self.losses)``; updates the loss trackers."""
+        total, tracked = self._loss_terms(y, y_pred, sample_weight)
+        self._track(total, tracked, cu.first_dim(self._outputs(y_pred)))
+        return total
+
+    def _loss_terms(self, y, y_pred, sample_weight):
+        """The total loss and each output's tracked loss as ``(output index, value)``, tracking nothing."""
         flat_pred = self._outputs(y_pred)
         names = self._compile_loss.names
-        batch = cu.first_dim(flat_pred)
-        total = self._compile_loss(_leaf_list(y, names, "y"), flat_pred, _sw_list(sample_weight, len(names)), batch)
+        tracked: list = []
+        total = self._compile_loss(_leaf_list(y, names, "y"), flat_pred, _sw_list(sample_weight, len(names)),
+                                   cu.first_dim(flat_pred), tracked)
         for extra in self.losses:
             total = extra if total is None else total + extra
         if total is None:
             raise ValueError(f"Model {self.name!r} has no loss to optimize: pass loss= to compile() (and y to fit)")
+        return total, tracked
+
+    def _track(self, total, tracked, batch: int) -> None:
+        for i, value in tracked:
+            cu.track(self._compile_loss.trackers[i], value, batch)
         cu.track(self._loss_tracker, total, batch)
-        return total
+
+    # ------------------------------------------------------------ graph mode (compile(jit=True))
+    def _jit_step(self, kind: str):
+        """The jitted core of a train/test/predict step, made once per model (``ember.jit`` caches per shape)."""
+        steps = self.__dict__.setdefault("_jit_steps", {})
+        fn = steps.get(kind)
+        if fn is None:
+            from ..graph import JitFunction
+            fn = steps[kind] = JitFunction(getattr(self, f"_{kind}_core"), module=self)
+        return fn
+
+    def _train_core(self, x, y, sw):
+        self.optimizer.zero_grad()
+        y_pred = self(x)
+        total, tracked = self._loss_terms(y, y_pred, sw)
+        total.backward()
+        self.optimizer.step()
+        return total, tracked, y_pred
+
+    def _test_core(self, x, y, sw):
+        with no_grad():
+            y_pred = self(x)
+            total, tracked = self._loss_terms(y, y_pred, sw)
+        return total, tracked, y_pred
+
+    def _predict_core(self, x):
+        with no_grad():
+            return self(x)
+
+    def _jit_loss_step(self, kind: str, x, y, sw) -> dict:
+        x, y, sw = (_tensors(v) for v in (self._prepare_inputs(x), y, sw))
+        total, tracked, y_pred = self._jit_step(kind)(x, y, sw)
+        self._track(total, tracked, cu.first_dim(self._outputs(y_pred)))
+        return self._update_metrics(y, y_pred, sw)
 
     def _update_metrics(self, y, y_pred, sample_weight) -> dict:
         names = self._compile_loss.names
@@ -180,6 +240,8 @@ class Trainer:
     def train_step(self, data) -> dict:
         """One optimizer step on ``(x, y, sample_weight)``; returns the running metrics."""
         x, y, sw = unpack_x_y_sample_weight(data)
+        if self.__dict__.get("_jit"):
+            return self._jit_loss_step("train", x, y, sw)
         self.optimizer.zero_grad()
         y_pred = self(self._prepare_inputs(x))
         loss = self.compute_loss(x, y, y_pred, sw)
@@ -189,6 +251,8 @@ class Trainer:
 
     def test_step(self, data) -> dict:
         x, y, sw = unpack_x_y_sample_weight(data)
+        if self.__dict__.get("_jit") and y is not None:
+            return self._jit_loss_step("test", x, y, sw)
         with no_grad():
             y_pred = self(self._prepare_inputs(x))
             self.compute_loss(x, y, y_pred, sw)
@@ -196,6 +260,8 @@ class Trainer:
 
     def predict_step(self, data):
         x, _, _ = unpack_x_y_sample_weight(data)
+        if self.__dict__.get("_jit"):
+            return self._jit_step("predict")(_tensors(self._prepare_inputs(x)))
         with no_grad():
             return self(self._prepare_inputs(x))
 
