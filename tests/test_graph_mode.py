@@ -343,3 +343,30 @@ def test_run_eagerly_overrides_jit():
     model.compile(optimizer="sgd", loss="mse", jit=True, run_eagerly=True)
     model.fit(np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32), verbose=0)
     assert not model._jit_steps
+
+
+def test_jitted_transformer_step_with_dropout_matches_eager(monkeypatch):
+    """Dropout and attention draw inside their ops, in eager's order: the jitted step draws the same masks."""
+    from ember.optim import _fused
+    monkeypatch.setattr(_fused, "available", False)
+    weights = []
+    for use_jit in (False, True):
+        ember.manual_seed(3)
+        enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0.1, batch_first=True), 2)
+        head = nn.Linear(16, 4)
+        params = list(enc.parameters()) + list(head.parameters())
+        opt = ember.optim.Adam(params, lr=1e-3)
+        x, y = ember.randn(3, 5, 16), ember.tensor([0, 1, 3])
+
+        def step():
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(head(enc(x).mean(1)), y)
+            loss.backward()
+            opt.step()
+            return loss
+        run = ember.jit(step) if use_jit else step
+        for _ in range(20):
+            run()
+        weights.append([p.detach().numpy().copy() for p in params])
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
