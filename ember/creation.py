@@ -41,6 +41,14 @@ def _to_array(data, dtype=None, device=None):
     return a
 
 
+def _made(a) -> Tensor:
+    """A tensor of a new array; graph-mode tracing takes such arrays as constants of the graph."""
+    from .autograd.grad_mode import _state
+    if _state.tracer is not None:
+        _state.tracer.made(a)
+    return _wrap(a)
+
+
 def _shape(size, op: str):
     """``size`` as given to a factory (``2, 3``, ``(2, 3)``, a Size), checked: see ``ops.shape._shape_args``."""
     from .ops.shape import _shape_args
@@ -48,7 +56,7 @@ def _shape(size, op: str):
 
 
 def _finish(a, requires_grad):
-    t = _wrap(a)
+    t = _made(a)
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -167,14 +175,14 @@ def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
     if low >= high:
         raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
     d = _dt.as_dtype(dtype) if dtype is not None else _dt.int64
-    return _wrap(rng().integers(low, high, size=_shape((size,) if isinstance(size, builtins.int) else size, "randint"))
+    return _made(rng().integers(low, high, size=_shape((size,) if isinstance(size, builtins.int) else size, "randint"))
                  .astype(d.np, copy=False))
 
 
 def randperm(n: int, dtype=None, device=None) -> Tensor:
     """A random permutation of 0..n-1."""
     d = _dt.as_dtype(dtype) if dtype is not None else _dt.int64
-    return _wrap(rng().permutation(n).astype(d.np, copy=False))
+    return _made(rng().permutation(n).astype(d.np, copy=False))
 
 
 def _like(t, dtype):

@@ -41,6 +41,8 @@ class Tensor:
         if not isinstance(data, ndarray_types):
             from .creation import _to_array
             data = _to_array(data, dtype)
+            if _grad_state.tracer is not None:   # a new array: a constant of a graph being traced
+                _grad_state.tracer.made(data)
         elif dtype is not None:
             data = data.astype(_dt.as_dtype(dtype).np, copy=False)
         self.data = data

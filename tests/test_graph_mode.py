@@ -370,3 +370,38 @@ def test_jitted_transformer_step_with_dropout_matches_eager(monkeypatch):
         weights.append([p.detach().numpy().copy() for p in params])
     for a, b in zip(*weights):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_jitted_step_updates_batchnorm_running_statistics(momentum):
+    states = []
+    for use_jit in (False, True):
+        ember.manual_seed(4)
+        model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8, momentum=momentum), nn.ReLU(),
+                              nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+        opt = ember.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        step = _train_step(model, opt)
+        run = ember.jit(step) if use_jit else step
+        x, y = ember.randn(6, 3, 8, 8), ember.tensor([0, 1, 2, 3, 0, 1])
+        for _ in range(7):
+            run(x, y)
+        states.append({k: v.numpy().copy() for k, v in model.state_dict().items()})
+    assert states[1]["1.num_batches_tracked"] == 7
+    for k in states[0]:
+        np.testing.assert_allclose(states[1][k], states[0][k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_jit_fit_updates_keras_batchnormalization_moving_statistics():
+    from ember import layers
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((128, 6)).astype(np.float32) * 3 + 1, rng.integers(0, 3, 128)
+    stats = []
+    for jit in (False, True):
+        ember.manual_seed(0)
+        model = ember.Sequential([layers.Input((6,)), layers.Dense(8), layers.BatchNormalization(), layers.Dense(3)])
+        model.compile(optimizer=ember.optim.SGD(model.parameters(), lr=0.05), jit=jit,
+                      loss=ember.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+        stats.append([w.copy() for w in model.layers[1].get_weights()])
+    for a, b in zip(*stats):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)

@@ -40,6 +40,7 @@ class Tracer:
         self.assigned: list = []   # (target tensor, value tensor): write value into target after each run
         self.prologue: list = []   # host functions run before each run (and once now)
         self.nodes_of: dict = {}   # id(op instance) -> its graph Node, for the backward calls that follow
+        self.created: set = set()  # ids of arrays of tensors made outside ops during the trace
 
     def _bind(self, array, value: Value) -> Value:
         self.values[id(array)] = value
@@ -52,11 +53,20 @@ class Tracer:
         self.graph.inputs.append(v)
         return self._bind(t.data, v)
 
+    def made(self, array) -> None:
+        """A tensor was made outside an op during the trace (``ember.zeros``, ``ember.tensor``): its array is
+        a constant of the graph, taken as it is when an op first reads it."""
+        self.created.add(id(array))
+        self.arrays.append(array)
+
     def value_of(self, t: Tensor) -> Value:
-        """The Value of a tensor argument: known, or captured from outside the trace."""
+        """The Value of a tensor argument: known; made during the trace (a constant); or captured from outside."""
         v = self.values.get(id(t.data))
         if v is None:
-            v = self._bind(t.data, Value("captured", t.data.shape, t.data.dtype, tensor=t))
+            if id(t.data) in self.created:
+                v = self._bind(t.data, Value("const", t.data.shape, t.data.dtype, const=t.data.copy()))
+            else:
+                v = self._bind(t.data, Value("captured", t.data.shape, t.data.dtype, tensor=t))
         return v
 
     def record(self, op, attrs: dict, inputs, results, instance=None) -> None:
@@ -96,9 +106,17 @@ class Tracer:
             self._bind(g, v)
 
     def assign(self, target: Tensor, value: Tensor) -> None:
-        """Graph side effect: after each run, write ``value`` into ``target``'s array (an optimizer's update of
-        a parameter or of its state). The trace's own run does the write now."""
-        self.assigned.append((target, value))
+        """Write ``value`` into ``target``'s array: the trace's own run does it now. A tensor from outside the
+        trace (a parameter, optimizer state, a buffer) gets it after every run, as a graph effect; for one made
+        in the trace, or an input, later reads simply see ``value``."""
+        known = self.values.get(id(target.data))
+        outside = (known.kind == "captured") if known is not None else id(target.data) not in self.created
+        if outside:
+            self.value_of(target)
+            self.assigned.append((target, value))
+        else:
+            self.value_of(target)                # a constant read before the write keeps the old content
+            self.values[id(target.data)] = self.value_of(value)
         target.data[...] = value.data
 
     def on_run(self, fn) -> None:

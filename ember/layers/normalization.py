@@ -11,7 +11,8 @@ from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from ..autograd.node import OpError
 from ..tensor import Tensor
-from ..ops.normalization import _channel_affine, _channel_norm, _normalize, _prod, _update_running, group_norm
+from ..ops.normalization import (_batch_moment, _channel_affine, _channel_norm, _normalize, _prod,
+                                 _update_running, group_norm)
 from .layer import Layer
 
 __all__ = ["BatchNormalization", "LayerNormalization", "GroupNormalization"]
@@ -151,8 +152,10 @@ class BatchNormalization(_Affine):
             else:
                 stats = {}
                 y = _channel_norm(inputs, self.gamma, self.beta, a, self.epsilon, stats)
-                _update_running(self.moving_mean, stats["mean"], 1.0 - self.momentum)
-                _update_running(self.moving_variance, stats["var"], 1.0 - self.momentum)
+                _update_running(self.moving_mean, stats["mean"], 1.0 - self.momentum,
+                                lambda: _batch_moment(inputs, a, "mean"))
+                _update_running(self.moving_variance, stats["var"], 1.0 - self.momentum,
+                                lambda: _batch_moment(inputs, a, "var"))
         else:           # the moving statistics (the mask does not change them)
             scale = (self.moving_variance.detach() + self.epsilon).rsqrt()
             if self.gamma is not None:
@@ -187,8 +190,9 @@ class BatchNormalization(_Affine):
         mean = wx.sum(dim=axes, keepdim=True) / count
         d = wx - mean
         var = (m * (d * d)).sum(dim=axes, keepdim=True) / count
-        _update_running(self.moving_mean, mean.data.reshape(-1), 1.0 - self.momentum)
-        _update_running(self.moving_variance, var.data.reshape(-1), 1.0 - self.momentum)
+        _update_running(self.moving_mean, mean.data.reshape(-1), 1.0 - self.momentum, lambda: mean.detach().reshape(-1))
+        _update_running(self.moving_variance, var.data.reshape(-1), 1.0 - self.momentum,
+                        lambda: var.detach().reshape(-1))
         y = (x - mean) * (var + self.epsilon).rsqrt()
         if self.gamma is not None:
             y = y * self.gamma.reshape(bshape)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from ..autograd.grad_mode import _state
+from ..autograd.grad_mode import _state, no_grad
 from ..backend import scratch
 from ._util import Op, OpError, Tensor, _wrap
 
@@ -279,12 +279,31 @@ def _check_nc(input: Tensor, op: str) -> int:
     return int(input.data.shape[1])
 
 
-def _update_running(running, batch, momentum) -> None:
-    """``running = (1 - momentum) * running + momentum * batch``, in place (as PyTorch's buffers)."""
+def _update_running(running, batch, momentum, traced=None) -> None:
+    """``running = (1 - momentum) * running + momentum * batch``, in place (as PyTorch's buffers).
+
+    Under graph-mode tracing the batch statistic, an array kept inside the normalization op, is not a graph
+    value: ``traced()`` recomputes it with Ember ops, and the update becomes a graph effect, so that every
+    replay of a jitted training step updates the running statistics (``momentum`` may then be a 0-d tensor).
+    """
+    tracer = _state.tracer
+    if tracer is not None and traced is not None:
+        with no_grad():
+            tracer.assign(running, running * (1 - momentum) + traced().to(running.dtype) * momentum)
+        running._bump()
+        return
     r = running.data
     r *= 1.0 - momentum
     r += (momentum * batch).astype(r.dtype, copy=False)
     running._bump()
+
+
+def _batch_moment(x: Tensor, axis: int, kind: str, correction: int = 0) -> Tensor:
+    """The per-channel (``axis``) batch mean or variance of ``x`` from Ember ops, without gradient."""
+    axes = tuple(i for i in range(x.data.ndim) if i != axis)
+    with no_grad():
+        x = x.detach()
+        return x.mean(axes) if kind == "mean" else x.var(axes, correction=correction)
 
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
@@ -321,9 +340,10 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         stats = {} if track else None
         y = _channel_norm(input, weight, bias, 1, eps, stats)
         if running_mean is not None:
-            _update_running(running_mean, stats["mean"], momentum)
+            _update_running(running_mean, stats["mean"], momentum, lambda: _batch_moment(input, 1, "mean"))
         if running_var is not None:
-            _update_running(running_var, stats["var"] * (n / (n - 1)), momentum)
+            _update_running(running_var, stats["var"] * (n / (n - 1)), momentum,
+                            lambda: _batch_moment(input, 1, "var", 1))
         return y
     if running_mean is None or running_var is None:
         raise OpError(f"{op}: running_mean and running_var must be given in evaluation mode (training=False); "

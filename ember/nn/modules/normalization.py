@@ -9,10 +9,12 @@ from __future__ import annotations
 import warnings
 
 from ... import dtypes as _dt
+from ...autograd.grad_mode import _state
 from ...creation import ones, tensor, zeros
 from ...ops.normalization import batch_norm, group_norm, instance_norm, layer_norm, rms_norm
 from ..module import Module
 from ..parameter import Parameter
+from ...tensor import _wrap
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
            "LayerNorm", "GroupNorm", "RMSNorm"]
@@ -109,14 +111,30 @@ class _BatchNorm(_NormBase):
                              f"{tuple(input.shape)}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.data[...] += 1
-            self.num_batches_tracked._bump()
-            if self.momentum is None:      # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked.data)
+            if _state.tracer is not None:  # graph mode: count (and take the factor) before every run
+                factor = self._traced_count(_state.tracer, input)
+            else:
+                self.num_batches_tracked.data[...] += 1
+                self.num_batches_tracked._bump()
+                if self.momentum is None:      # cumulative moving average
+                    factor = 1.0 / float(self.num_batches_tracked.data)
         use_batch = self.training or (self.running_mean is None and self.running_var is None)
         keep = not self.training or self.track_running_stats
         return batch_norm(input, self.running_mean if keep else None, self.running_var if keep else None,
                                 self.weight, self.bias, use_batch, factor, self.eps)
+
+
+    def _traced_count(self, tracer, input):
+        """Graph mode: a prologue counts the batch and writes this run's momentum into a 0-d tensor."""
+        nbt = self.num_batches_tracked
+        factor = _wrap(input.xp.zeros((), input.data.dtype))
+
+        def count():
+            nbt.data[...] += 1
+            nbt._bump()
+            factor.data[...] = self.momentum if self.momentum is not None else 1.0 / float(nbt.data)
+        tracer.on_run(count)
+        return factor
 
 
 class BatchNorm1d(_BatchNorm):
