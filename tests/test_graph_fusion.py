@@ -101,3 +101,28 @@ def test_liveness_drops_values_after_last_use_and_plans_peak():
     ids = [n.outputs[0].id for n in g.nodes]
     assert drops[1][0] == [ids[0]] and drops[2][0] == [ids[1]] and drops[2][0] != [ids[2]]
     assert g.peak_bytes() == 2 * 4000                 # an op's input and output, never three arrays
+
+
+def test_optimizer_update_is_written_into_the_parameters_own_arrays():
+    """A training step's fused update writes the new parameters and state where they live (no copy back),
+    and the result equals the eager step's."""
+    ember.manual_seed(0)
+    lin = ember.nn.Linear(6, 3)
+    opt = ember.optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
+    x = ember.randn(4, 6)
+
+    @ember.jit
+    def step():
+        opt.zero_grad()
+        loss = lin(x).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+    step()
+    weight_array = lin.weight.data
+    g = step.graphs[0]
+    fused = _fused(g)
+    assert fused and all(n.attrs.get("into") for n in fused)
+    before = lin.weight.detach().numpy().copy()
+    step()
+    assert lin.weight.data is weight_array and not np.array_equal(lin.weight.detach().numpy(), before)

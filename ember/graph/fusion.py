@@ -37,19 +37,25 @@ _KERNELS: dict = {}      # source hash -> compiled kernel
 
 
 class FusedElementwise(Op):
-    """A fused group (:func:`fuse_elementwise`): ``forward(*inputs, key, ops, shape, dtype, n_out)`` allocates the
-    outputs and runs the compiled loop over the flattened arrays. Memory: the outputs only."""
+    """A fused group (:func:`fuse_elementwise`): allocates the outputs and runs the compiled loop over the
+    flattened arrays. ``into`` names outputs that the loop writes into an input's own array instead (a training
+    step's new parameter or optimizer state, see :func:`fuse_elementwise`). Memory: the other outputs only."""
 
     name_ = "fused"
     differentiable = False
 
-    def forward(self, *inputs, key, ops, shape, dtype, n_out):
+    def forward(self, *inputs, key, ops, shape, dtype, n_out, into=()):
         xp = self.xp
-        # fresh outputs, never an input's array: with outputs that may alias inputs LLVM keeps the loop scalar
-        # (an in-place Adam update ran 7x slower than into new arrays plus the copy back)
-        outs = [xp.empty(shape, dtype) for _ in range(n_out)]
+        n = int(numpy.prod(shape, dtype=numpy.int64))
+        into = dict(into)                   # output k -> input j: written into that input's own array
+        outs = [None if k in into else xp.empty(shape, dtype) for k in range(n_out)]
         flat = [xp.ascontiguousarray(a).reshape(-1) if hasattr(a, "shape") else a for a in inputs]
-        _KERNELS[key](*flat, *[o.reshape(-1) for o in outs])
+        _KERNELS[key](n, *flat, *[o.reshape(-1) for o in outs if o is not None])
+        for k, j in into.items():
+            a = inputs[j]
+            if not numpy.shares_memory(flat[j], a):      # the input was copied to be contiguous: write it back
+                a[...] = flat[j].reshape(a.shape)
+            outs[k] = a
         return outs[0] if n_out == 1 else tuple(outs)
 
 
@@ -89,8 +95,11 @@ def _groups(g: Graph, pinned: set) -> list:
     return [grp for grp in groups.values() if len(grp) > 1]
 
 
-def _source(group, inputs, outputs, dtype) -> str:
-    """The loop of ``group``: one line per node, reading ``inputs`` and writing ``outputs`` (Values)."""
+def _source(group, inputs, outputs, dtype, into=()) -> str:
+    """The loop of ``group``: one line per node, reading ``inputs`` and writing ``outputs`` (Values); an output
+    in ``into`` (output index -> input index) is stored into that input's argument, element by element after
+    its load, so that LLVM sees one array and still vectorises the loop."""
+    into = dict(into)
     names = {v.id: f"x{i}" for i, v in enumerate(inputs)}
     temps = {n.outputs[0].id: f"t{j}" for j, n in enumerate(group)}   # local names: equal chains, equal source
     scalar = numpy.dtype(dtype).name
@@ -109,10 +118,39 @@ def _source(group, inputs, outputs, dtype) -> str:
                 args.append(c)
         body.append(f"        {temps[n.outputs[0].id]} = {_EXPRESSIONS[n.op].format(*args)}")
     for k, v in enumerate(outputs):
-        body.append(f"        out{k}[i] = {temps[v.id]}")
+        target = f"x{into[k]}" if k in into else f"out{k}"
+        body.append(f"        {target}[i] = {temps[v.id]}")
     head += [f"    {c} = np.{scalar}({lit})" for lit, c in consts.items()]
-    params = [names[v.id] for v in inputs] + [f"out{k}" for k in range(len(outputs))]
-    return "\n".join([f"def kernel({', '.join(params)}):", *head, "    for i in range(out0.size):", *body])
+    params = ["n"] + [names[v.id] for v in inputs] + [f"out{k}" for k in range(len(outputs)) if k not in into]
+    return "\n".join([f"def kernel({', '.join(params)}):", *head, "    for i in range(n):", *body])
+
+
+def _copy_effects(g: Graph) -> dict:
+    """``{value id: target tensor}`` for outputs used once, by a ``"copy"`` effect alone (not a result)."""
+    uses: dict = {}
+    for v in g.outputs:
+        if isinstance(v, Value):
+            uses[v.id] = uses.get(v.id, 0) + 1
+    results = {v.id for v in g.outputs[:g.n_results] if isinstance(v, Value)}
+    return {g.outputs[i].id: t for kind, t, i in g.effects
+            if kind == "copy" and uses[g.outputs[i].id] == 1 and g.outputs[i].id not in results}
+
+
+def _in_place(g, outputs, inputs, after, effect_of, readers, members) -> tuple:
+    """``(output index, input index)`` pairs whose output an effect copies into the array of that same input
+    (a captured parameter or state), where no node after the group reads the input or the output: the kernel
+    then writes there directly, and the effect's copy finds nothing to do."""
+    pairs = []
+    for k, v in enumerate(outputs):
+        target = effect_of.get(v.id)
+        if target is None or any(id(g.nodes[r]) not in members for r in readers.get(v.id, [])):
+            continue
+        for j, a in enumerate(inputs):
+            if a.kind == "captured" and a.tensor is target and a.shape == v.shape and a.dtype == v.dtype \
+                    and not any(r > after and id(g.nodes[r]) not in members for r in readers.get(a.id, [])):
+                pairs.append((k, j))
+                break
+    return tuple(pairs)
 
 
 def _compile(source: str) -> str:
@@ -141,6 +179,7 @@ def fuse_elementwise(g: Graph) -> Graph:
         for a in n.value_args():
             readers.setdefault(a.id, []).append(i)
     graph_out = {v.id for v in g.outputs if isinstance(v, Value)}
+    effect_of = _copy_effects(g)
     slots: dict = {}                               # original index -> fused nodes to place right after it
     removed = set()
     for group in _groups(g, pinned):
@@ -163,9 +202,13 @@ def fuse_elementwise(g: Graph) -> Graph:
         if not ok or not outputs:
             continue
         out = group[-1].outputs[0]
-        key = _compile(_source(group, inputs, outputs, out.dtype))
-        fused = Node(FusedElementwise, {"key": key, "ops": "+".join(n.name for n in group), "shape": out.shape,
-                                        "dtype": out.dtype, "n_out": len(outputs)}, inputs, outputs)
+        into = _in_place(g, outputs, inputs, after, effect_of, readers, members)
+        key = _compile(_source(group, inputs, outputs, out.dtype, into))
+        attrs = {"key": key, "ops": "+".join(n.name for n in group), "shape": out.shape, "dtype": out.dtype,
+                 "n_out": len(outputs)}
+        if into:
+            attrs["into"] = into
+        fused = Node(FusedElementwise, attrs, inputs, outputs)
         for k, v in enumerate(outputs):
             v.producer, v.index = fused, k
         slots.setdefault(after, []).append(fused)

@@ -282,7 +282,8 @@ class Graph:
         results = tuple(read(v) for v in self.outputs)
         for kind, tensor, i in self.effects:
             if kind == "copy":
-                tensor.data[...] = results[i]
+                if results[i] is not tensor.data:      # a fused kernel may have written it there already
+                    tensor.data[...] = results[i]
             else:
                 from ..tensor import _wrap
                 tensor.grad = _wrap(results[i])
