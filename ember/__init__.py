@@ -27,7 +27,7 @@ from .saving import load_model, register_serializable  # noqa: E402
 from . import keras  # noqa: E402  (tf.keras-style aliases)
 from . import plot  # noqa: E402  (training curves and layer graphs, matplotlib)
 from . import graph  # noqa: E402  (graph mode)
-from .graph import jit  # noqa: E402
+from .graph import jit, lazy, realize  # noqa: E402
 
 bool = bool_   # noqa: A001  (ember.bool, as torch.bool)
 float = float32  # noqa: A001

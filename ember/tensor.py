@@ -101,8 +101,16 @@ class Tensor:
         return array_module(self.data)
 
     # ------------------------------------------------------------ conversion
+    def _realized(self):
+        """This tensor, with lazy-mode data computed first (``ember.lazy``)."""
+        if _grad_state.lazy_type is not None and type(self.data) is _grad_state.lazy_type:
+            from .graph.lazy import realize
+            realize(self)
+        return self
+
     def numpy(self):
         """The data as a NumPy array (shares memory on the CPU). Refuses tensors that require grad."""
+        self._realized()
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on a tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
@@ -111,11 +119,12 @@ class Tensor:
         return self.data
 
     def __array__(self, dtype=None, copy=None):
-        a = self.data
+        a = self._realized().data
         return a.astype(dtype) if dtype is not None else a
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
+        self._realized()
         if self.data.size != 1:
             raise ValueError(f"item(): a tensor with {self.data.size} elements cannot be converted to a Python "
                              f"scalar (shape {tuple(self.data.shape)}); expected exactly one element")
@@ -124,6 +133,7 @@ class Tensor:
         return self.data.reshape(()).item()
 
     def tolist(self):
+        self._realized()
         if _grad_state.tracer is not None:
             _grad_state.tracer.leak(self, "tolist()")
         return self.data.tolist()
@@ -373,7 +383,7 @@ class Tensor:
     # ------------------------------------------------------------ printing
     def __repr__(self):
         from .utils.printing import tensor_repr
-        return tensor_repr(self)
+        return tensor_repr(self._realized())
 
     __str__ = __repr__
 

@@ -10,6 +10,8 @@ __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "inf
 class _State(threading.local):
     enabled = True
     tracer = None      # graph mode: the ember.jit tracer that records every op call, when one is active
+    lazy = None        # lazy mode: the recorder of an ``ember.lazy()`` block
+    lazy_type = None   # ember.graph.lazy.LazyArray, once that module is loaded
 
 
 _state = _State()

@@ -117,12 +117,20 @@ class Op(Node):
     @classmethod
     def apply(cls, *inputs, **attrs):
         """Run the op on Tensors (or Python scalars) and record it when a gradient is needed."""
+        if _state.lazy is not None:              # lazy mode: record, compute later (if the op has a shape rule)
+            deferred = _state.lazy.defer(cls, attrs, inputs)
+            if deferred is not None:
+                return deferred
         node = cls.__new__(cls)
         node.attrs = attrs
         first = first_t = None
         arrays = []
+        lazy_type = _state.lazy_type
         for t in inputs:
             if isinstance(t, Tensor):
+                if lazy_type is not None and type(t.data) is lazy_type:
+                    from ..graph.lazy import realize
+                    realize(t)
                 if first is None:
                     first, first_t = t.data, t
                 arrays.append(t.data)
