@@ -126,3 +126,23 @@ def test_optimizer_update_is_written_into_the_parameters_own_arrays():
     before = lin.weight.detach().numpy().copy()
     step()
     assert lin.weight.data is weight_array and not np.array_equal(lin.weight.detach().numpy(), before)
+
+
+def test_liveness_keeps_a_forward_input_that_a_backward_node_reads():
+    """``linear(a * 2 + b)``: the sum is read by no later forward node, but the linear's backward needs it."""
+    runs = []
+    for use_jit in (False, True):
+        ember.manual_seed(0)
+        lin = ember.nn.Linear(3, 2)
+        opt = ember.optim.SGD(lin.parameters(), lr=0.05)
+        a, b = ember.randn(4, 3), ember.randn(4, 3)
+
+        def step():
+            opt.zero_grad()
+            loss = lin(a * 2 + b).pow(2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+        run = ember.jit(step) if use_jit else step
+        runs.append([float(run().item()) for _ in range(3)])
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-6)

@@ -180,9 +180,11 @@ def _close(a, b) -> bool:
 def _copy(graph: Graph) -> Graph:
     """A graph with its own node list and node objects (passes may rewrite them); Values are shared."""
     from .ir import Node
-    nodes = []
+    nodes, copies = [], {}
     for n in graph.nodes:
-        c = Node(n.op, n.attrs, n.args, n.outputs)
+        c = copies[id(n)] = Node(n.op, n.attrs, n.args, n.outputs)
+        if "forward" in c.attrs:                 # a backward node: point it at the copy of its forward node
+            c.attrs["forward"] = copies[id(c.attrs["forward"])]
         for v in c.outputs:
             v.producer = c
         nodes.append(c)

@@ -25,6 +25,7 @@ from ..autograd.node import Op
 from ..ops.elementwise import Add, Div, Maximum, Minimum, Mul, Neg, Sub
 from ..ops.unary import Exp, Log, Sqrt, Tanh
 from .ir import Graph, Node, Value
+from .passes import _pinned
 
 __all__ = ["available", "fuse_elementwise", "FusedElementwise"]
 
@@ -171,8 +172,7 @@ def fuse_elementwise(g: Graph) -> Graph:
     """
     if not available:
         return g
-    pinned = {id(n.args[0].producer) for n in g.nodes
-              if getattr(n.op, "reads_forward_state", False) and isinstance(n.args[0], Value)}
+    pinned = _pinned(g)
     position = {id(n): i for i, n in enumerate(g.nodes)}
     readers: dict = {}
     for i, n in enumerate(g.nodes):

@@ -73,15 +73,16 @@ class Node:
 
 
 class BackwardOf:
-    """The graph node of one backward call: it runs the ``backward`` of the op that made its first argument
-    (the forward node's output), on the upstream gradients that follow, with that op's own state from this
-    run's forward (saved inputs, stashed arrays such as a pooling's argmax). The gradient rules are the ops'
-    own, in their first-order form. Attributes: ``edges`` (which forward inputs want a gradient) and ``made``
-    (which of those this node outputs). Not pure: never merged or folded; its forward node stays as it is.
+    """The graph node of one backward call: it runs the ``backward`` of the forward node ``attrs["forward"]``
+    on the upstream gradients (its arguments), with that op's own state from this run's forward (saved
+    inputs, stashed arrays such as a pooling's argmax). The gradient rules are the ops' own, in their
+    first-order form. Attributes: ``edges`` (which forward inputs want a gradient) and ``made`` (which of
+    those this node outputs). Not pure: never merged or folded; its forward node stays as it is. The forward
+    node's output is kept for it only when the op saves its output, as eager autograd does.
     """
 
     random = True                  # graph passes: never merge or fold
-    reads_forward_state = True     # graph passes: keep the forward node (args[0]'s producer) as it is
+    reads_forward_state = True     # graph passes: keep the forward node as it is
 
     @classmethod
     def op_name(cls) -> str:
@@ -92,7 +93,7 @@ def _run_backward(n: Node, inst, read):
     """Run ``inst.backward`` for the BackwardOf node ``n``: the forward op object ``inst`` gets the fields
     that ``Op.apply`` would have recorded (its saved inputs, its output, its edges)."""
     from ..tensor import Tensor, _wrap
-    fwd = n.args[0].producer
+    fwd = n.attrs["forward"]
     op = fwd.op
     if op.save_inputs:
         inst.saved = tuple(_wrap(read(fwd.args[i])) if isinstance(fwd.args[i], Value) else fwd.args[i]
@@ -102,7 +103,7 @@ def _run_backward(n: Node, inst, read):
         inst.out_data, inst.out_vc, inst.out_version = read(fwd.outputs[0]), [0], 0
     inst.edges = tuple(True if e else None for e in n.attrs["edges"])
     inst.n_outputs = len(fwd.outputs)
-    grads = inst.backward(*[_wrap(read(a)) for a in n.args[1:]])      # Graph.run has grad mode off
+    grads = inst.backward(*[_wrap(read(a)) for a in n.args])      # Graph.run has grad mode off
     if not isinstance(grads, (tuple, list)):
         grads = (grads,)
     return tuple(grads[i].data if isinstance(grads[i], Tensor) else grads[i] for i in n.attrs["made"])
@@ -118,6 +119,8 @@ def _drop(env: dict, instances: dict, values, states) -> None:
 def _literal(v) -> str:
     if isinstance(v, Value):
         return v.label()
+    if isinstance(v, Node):
+        return f"{v.name}->{','.join(o.label() for o in v.outputs)}"
     if isinstance(v, numpy.ndarray):
         return f"array{v.shape}"
     if isinstance(v, float):
@@ -228,8 +231,14 @@ class Graph:
             for a in n.value_args():
                 if a.kind == "node":
                     last[a.id] = i
-            if n.op is BackwardOf:
-                state_last[id(n.args[0].producer)] = i
+            if n.op is BackwardOf:                   # it also reads the forward node's saved inputs and output
+                fwd = n.attrs["forward"]
+                state_last[id(fwd)] = i
+                saved = [fwd.args[k] for k in fwd.op.save_inputs if k < len(fwd.args)]
+                saved += fwd.outputs[:1] if fwd.op.save_output else []
+                for a in saved:
+                    if isinstance(a, Value) and a.kind == "node":
+                        last[a.id] = i
         kept = {v.id for v in self.outputs if isinstance(v, Value)}
         drops = [([], []) for _ in self.nodes]
         for vid, i in last.items():
@@ -258,7 +267,7 @@ class Graph:
         for n, (values, states) in zip(self.nodes, drops):
             state.enabled = training and n.op is not BackwardOf
             if n.op is BackwardOf:
-                outs = _run_backward(n, instances[id(n.args[0].producer)], read)
+                outs = _run_backward(n, instances[id(n.attrs["forward"])], read)
                 for v, o in zip(n.outputs, outs):
                     env[v.id] = o
                 if keep is not None:

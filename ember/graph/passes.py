@@ -48,10 +48,9 @@ def _is_pure(op) -> bool:
 
 
 def _pinned(g: Graph) -> set:
-    """Ids of the forward nodes whose op state a backward node reads (``reads_forward_state``): they must stay
-    exactly as traced, so no pass merges, folds or rewrites them."""
-    return {id(n.args[0].producer) for n in g.nodes
-            if getattr(n.op, "reads_forward_state", False) and isinstance(n.args[0], Value)}
+    """Ids of the forward nodes (``attrs["forward"]``) whose op state a backward node reads
+    (``reads_forward_state``): they must stay exactly as traced, so no pass merges, folds or rewrites them."""
+    return {id(n.attrs["forward"]) for n in g.nodes if getattr(n.op, "reads_forward_state", False)}
 
 
 def _follow(subst: dict, a):
