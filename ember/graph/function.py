@@ -54,6 +54,10 @@ class _Entry:
         self.graph, self.traced = graph, traced
         self.needs_grad = any(v.kind == "captured" and v.tensor.requires_grad
                               for n in graph.nodes for v in n.value_args())
+        # a graph holding its own backward (or side effects) always runs on arrays; the others may run through
+        # each op's apply, so that autograd records a replay whose result needs gradients
+        self.recorded = not graph.effects and not any(getattr(n.op, "reads_forward_state", False)
+                                                      for n in graph.nodes)
 
 
 class JitFunction:
@@ -92,7 +96,7 @@ class JitFunction:
         if self.debug and not entry.graph.effects:   # a training step would update the model twice
             self._check(entry, args, kwargs, leaves)
         g = entry.graph
-        if _state.enabled and not g.effects and (entry.needs_grad or any(t.requires_grad for t in leaves)):
+        if entry.recorded and (entry.needs_grad or any(t.requires_grad for t in leaves)) and _state.enabled:
             outs = _run_recorded(g, leaves)
         else:                                    # inference, or a whole training step (backward in the graph)
             arrays = g.run(*[t.data for t in leaves])[:g.n_results]
@@ -117,8 +121,8 @@ class JitFunction:
             graph = optimize(_copy(graph))
             # fused kernels run on arrays only: not where autograd must record the replay, nor in debug mode
             # (which compares every node with eager), nor on CuPy (no GPU kernels yet)
-            recorded = _state.enabled and not graph.effects and (
-                _Entry(graph, None).needs_grad or any(t.requires_grad for t in leaves))
+            probe = _Entry(graph, None)
+            recorded = _state.enabled and probe.recorded and (probe.needs_grad or any(t.requires_grad for t in leaves))
             if not (recorded or self.debug) and all(type(t.data).__module__ == "numpy" for t in leaves):
                 graph = fuse_elementwise(graph)
         self.cache[key] = _Entry(graph, traced if self.debug else None)

@@ -81,14 +81,18 @@ def _drop(g: Graph, removed: set) -> None:
 def eliminate_dead_code(g: Graph) -> Graph:
     """Drop the nodes none of whose outputs reach the graph outputs: their work would be thrown away.
 
-    Nodes of :data:`SIDE_EFFECT_OPS` stay, and so do the graph inputs (they are the graph's signature).
+    Nodes of :data:`SIDE_EFFECT_OPS` stay, and so do the graph inputs (they are the graph's signature) and the
+    forward nodes whose state a kept backward node reads.
     """
     live = {v.id for v in g.outputs if isinstance(v, Value)}
+    needed = set()                                # forward nodes whose state a live backward node reads
     kept = []
     for n in reversed(g.nodes):
-        if _has_side_effects(n.op) or any(v.id in live for v in n.outputs):
+        if _has_side_effects(n.op) or id(n) in needed or any(v.id in live for v in n.outputs):
             kept.append(n)
             live.update(v.id for v in n.value_args())
+            if getattr(n.op, "reads_forward_state", False):
+                needed.add(id(n.attrs["forward"]))
     g.nodes = kept[::-1]
     return g
 

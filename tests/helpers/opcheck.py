@@ -115,6 +115,11 @@ def check_op(ember_fn, torch_fn, specs, *, atol=1e-5, rtol=1e-4, seed=0, low=Non
         assert ember.autograd.gradcheck(f, g_in, eps=gc_eps, atol=gc_atol, rtol=gc_rtol)
 
 
+def _weighted(out, which, weights, dtype):
+    """``sum_k (out[k] * weights[k]).sum()``: a scalar whose gradient is the random upstream gradient."""
+    return sum(((out[k] * ember.tensor(wk)).sum() for k, wk in zip(which, weights)), ember.tensor(0.0, dtype=dtype))
+
+
 def check_jit(ember_fn, items, grad=True):
     """Graph mode equals eager mode: ``ember.jit(ember_fn)``, replayed from its cached graph (the second call
     of each signature), gives eager's outputs without grad and eager's input gradients with grad: float64 to
@@ -138,14 +143,29 @@ def check_jit(ember_fn, items, grad=True):
         if not grad or not diff or not outs:
             continue
         w = [np.random.default_rng(k).standard_normal(tuple(eager[k].shape)).astype(dtype) for k in outs]
-        sum(((eager[k] * ember.tensor(wk)).sum() for k, wk in zip(outs, w)), ember.tensor(0.0, dtype=dtype)).backward()
+        _weighted(eager, outs, w, dtype).backward()
         jf(*inputs())                                  # traces the grad-mode signature
         jit_in = inputs()
         out = _flat_outputs(jf(*jit_in))
         assert jf.traces == 2, f"jit traced {jf.traces} times for two signatures"
-        sum(((out[k] * ember.tensor(wk)).sum() for k, wk in zip(outs, w)), ember.tensor(0.0, dtype=dtype)).backward()
+        _weighted(out, outs, w, dtype).backward()
         for k in diff:
             e, j = eager_in[k].grad, jit_in[k].grad
             assert (e is None) == (j is None), f"jit: input {k} grad presence differs from eager"
             if e is not None:
                 np.testing.assert_allclose(j.numpy(), e.numpy(), rtol=tol, atol=tol, err_msg=f"jit gradient {k}")
+
+        def grads(*xs):                                # the backward inside the graph: one node per backward call
+            out = _flat_outputs(ember_fn(*xs))
+            _weighted(out, outs, w, dtype).backward()
+            return [xs[k].grad for k in diff]
+        jg = ember.jit(grads)
+        jg(*inputs())
+        replayed = jg(*inputs())
+        assert jg.traces == 1
+        for k, r in zip(diff, replayed):
+            e = eager_in[k].grad
+            assert (e is None) == (r is None), f"jit backward graph: input {k} grad presence differs from eager"
+            if e is not None:
+                np.testing.assert_allclose(r.numpy(), e.numpy(), rtol=tol, atol=tol,
+                                           err_msg=f"jit backward graph: gradient {k}")
