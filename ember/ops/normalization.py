@@ -287,7 +287,9 @@ def _update_running(running, batch, momentum, traced=None) -> None:
     replay of a jitted training step updates the running statistics (``momentum`` may then be a 0-d tensor).
     """
     tracer = _state.tracer
-    if tracer is not None and traced is not None:
+    if tracer is not None:
+        if traced is None:
+            raise RuntimeError("ember.jit: this running-statistics update has no graph form; run it outside jit")
         with no_grad():
             tracer.assign(running, running * (1 - momentum) + traced().to(running.dtype) * momentum)
         running._bump()
@@ -399,9 +401,12 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     stats = {} if track else None
     y = _normalize(input, weight, bias, (shape[0], c, n), True, n, eps, stats)
     if running_mean is not None:
-        _update_running(running_mean, stats["mean"].mean(axis=0), momentum)
+        spatial = tuple(range(2, input.data.ndim))
+        _update_running(running_mean, stats["mean"].mean(axis=0), momentum,
+                        lambda: input.detach().mean(spatial).mean(0))
     if running_var is not None:
-        _update_running(running_var, stats["var"].mean(axis=0) * (n / (n - 1)), momentum)
+        _update_running(running_var, stats["var"].mean(axis=0) * (n / (n - 1)), momentum,
+                        lambda: input.detach().var(spatial, correction=1).mean(0))
     return y
 
 

@@ -100,8 +100,50 @@ def check_module(ember_mod, torch_mod, specs, *, call=None, torch_call=None, ato
         if name in e_bufs and tb.dtype.is_floating_point:
             np.testing.assert_allclose(e_bufs[name].numpy(), tb.numpy(), atol=atol, rtol=rtol,
                                        err_msg=f"buffer {name} after the call")
+    if grad:
+        check_module_jit(ember_mod, items, call=call, train=train, seed=seed)
     if gradcheck:
         module_gradcheck(ember_mod, items, call=call, train=train, atol=gc_atol, rtol=gc_rtol, eps=gc_eps)
+
+
+def check_module_jit(ember_mod, items, *, call=None, train=True, seed=0, tol=1e-5):
+    """Graph mode: a jitted forward + backward of the module (backward nodes, parameter gradients as graph
+    effects) replays what eager computes: outputs, input and parameter gradients and buffers. Each side runs
+    twice from the same weights and the same random seed; the second calls are compared."""
+    call = call or _default_call
+    results = []
+    for use_jit in (False, True):
+        mod = copy.deepcopy(ember_mod).train(train)
+
+        def f(*xs):
+            for p in mod.parameters():
+                p.grad = None
+            out = _flatten(call(mod, *xs))
+            floats = [o for o in out if o.requires_grad]
+            if floats:
+                loss = sum((o * ember.tensor(np.random.default_rng(seed + i).standard_normal(tuple(o.shape))
+                                             .astype(np.float32))).sum() for i, o in enumerate(floats))
+                loss.backward()
+            return [o.detach() for o in out] + [x.grad for x in xs if isinstance(x, ember.Tensor) and x.requires_grad]
+        run = ember.jit(f) if use_jit else f
+        for _ in range(2):
+            ember.manual_seed(seed)
+            xs = [_convert("ember", it, np.float32, True) for it in items]
+            got = run(*xs)
+        results.append(([None if g is None else g.numpy().copy() for g in got],
+                        {k: (None if p.grad is None else p.grad.numpy().copy()) for k, p in mod.named_parameters()},
+                        {k: b.numpy().copy() for k, b in mod.named_buffers() if b is not None}))
+    (out_e, grads_e, bufs_e), (out_j, grads_j, bufs_j) = results
+    for i, (e, j) in enumerate(zip(out_e, out_j)):
+        assert (e is None) == (j is None), f"jit: output/input-gradient {i} presence differs from eager"
+        if e is not None:
+            np.testing.assert_allclose(j, e, rtol=tol, atol=tol, err_msg=f"jit output or input gradient {i}")
+    for k in grads_e:
+        assert (grads_e[k] is None) == (grads_j[k] is None), f"jit: parameter {k} gradient presence differs"
+        if grads_e[k] is not None:
+            np.testing.assert_allclose(grads_j[k], grads_e[k], rtol=tol, atol=tol, err_msg=f"jit gradient of {k}")
+    for k in bufs_e:
+        np.testing.assert_allclose(bufs_j[k], bufs_e[k], rtol=tol, atol=tol, err_msg=f"jit buffer {k}")
 
 
 def module_gradcheck(ember_mod, items, *, call=None, train=True, atol=1e-5, rtol=1e-3, eps=1e-6):
