@@ -74,7 +74,7 @@ class JitFunction:
         return [e.graph for e in self.cache.values()]
 
     def graph_for(self, *args, **kwargs) -> Graph:
-        """The optimised graph these arguments run (tracing them if needed, without caching a result)."""
+        """The optimised graph these arguments run (a call with them traces it first if it is new)."""
         key = self._key(args, kwargs)
         if key not in self.cache:
             self(*args, **kwargs)
