@@ -405,3 +405,20 @@ def test_jit_fit_updates_keras_batchnormalization_moving_statistics():
         stats.append([w.copy() for w in model.layers[1].get_weights()])
     for a, b in zip(*stats):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_jitted_keras_rnn_dropout_draws_new_masks_like_eager():
+    """Keras RNN dropout masks are drawn inside an op: each replay draws anew, in eager's order."""
+    layer = ember.layers.LSTM(4, dropout=0.3, recurrent_dropout=0.3, return_sequences=True)
+    x = ember.randn(2, 5, 3)
+    layer(x)                                           # build
+    f = ember.jit(lambda x: layer(x, training=True))
+    results = []
+    for run in (lambda x: layer(x, training=True), f, f):
+        ember.manual_seed(7)
+        with ember.no_grad():
+            results.append((run(x).numpy().copy(), run(x).numpy().copy()))
+    (e1, e2), _, (j1, j2) = results                    # the middle round traced
+    np.testing.assert_allclose(j1, e1, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(j2, e2, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(j1, j2)

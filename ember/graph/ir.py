@@ -24,7 +24,9 @@ import itertools
 
 import numpy
 
+from ..autograd.grad_mode import _state
 from ..backend import array_module, ndarray_types
+from ..tensor import Tensor, _wrap
 
 __all__ = ["Value", "Node", "Graph", "BackwardOf"]
 
@@ -92,7 +94,6 @@ class BackwardOf:
 def _run_backward(n: Node, inst, read):
     """Run ``inst.backward`` for the BackwardOf node ``n``: the forward op object ``inst`` gets the fields
     that ``Op.apply`` would have recorded (its saved inputs, its output, its edges)."""
-    from ..tensor import Tensor, _wrap
     fwd = n.attrs["forward"]
     op = fwd.op
     if op.save_inputs:
@@ -206,7 +207,6 @@ class Graph:
                 return a.tensor.data
             return env[a.id]
 
-        from ..autograd.grad_mode import _state
         # forward kernels keep what a backward needs only when grad mode is on: on exactly when this graph
         # runs backward nodes; the backward nodes themselves switch it off (first-order gradient rules)
         training = any(n.op is BackwardOf for n in self.nodes)
@@ -294,7 +294,6 @@ class Graph:
                 if results[i] is not tensor.data:      # a fused kernel may have written it there already
                     tensor.data[...] = results[i]
             else:
-                from ..tensor import _wrap
                 tensor.grad = _wrap(results[i])
         return results
 

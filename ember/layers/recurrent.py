@@ -25,10 +25,10 @@ __all__ = ["SimpleRNN", "LSTM", "GRU"]
 
 
 def _bernoulli_keep(shape, rate: float, like: Tensor) -> Tensor:
-    """A dropout mask of ``shape``: 0 with probability ``rate``, else ``1/(1-rate)`` (no gradient)."""
-    from ..creation import rand
-    keep = (rand(*shape, dtype=like.dtype) >= rate).to(like.dtype)
-    return keep * (1.0 / (1.0 - rate))
+    """A dropout mask of ``shape``: 0 with probability ``rate``, else ``1/(1-rate)`` (no gradient), drawn inside
+    an op so that a jitted step draws a new one at every run."""
+    from ..ops.random import DropoutMask
+    return DropoutMask.apply(like, shape=tuple(shape), rate=float(rate))
 
 
 class _RNNLayer(Layer):

@@ -27,3 +27,16 @@ class Dropout(Op):
 
     def backward(self, g):
         return (g * _wrap(self.mask),)
+
+
+class DropoutMask(Op):
+    """A ``shape`` mask in ``like``'s dtype: 0 with probability ``rate``, else ``1 / (1 - rate)`` (Keras RNN
+    dropout, one mask for every time step). Uniform draws in float64, as ``ember.rand``. Memory: the mask."""
+
+    random = True
+    differentiable = False
+
+    def forward(self, like, shape, rate):
+        dtype = like.dtype
+        keep = self.xp.asarray(rng().random(shape, dtype="float64").astype(dtype, copy=False)) >= rate
+        return keep.astype(dtype) * dtype.type(1.0 / (1.0 - rate))
