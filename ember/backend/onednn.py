@@ -52,7 +52,7 @@ class _Version(ctypes.Structure):
 
 
 class _Library:
-    """The loaded ``libdnnl``, its CPU engine and stream, and the cache of built convolution plans."""
+    """The loaded ``libdnnl``, its CPU engine and stream, and the cache of built primitives."""
 
     def __init__(self, lib):
         self.lib = lib
@@ -100,6 +100,18 @@ class _Library:
 
     def query(self, pd, arg: int):
         return _vp(self.lib.dnnl_primitive_desc_query_md(pd, _QUERY_EXEC_ARG_MD, arg))
+
+    def plan(self, key, build):
+        """The primitive cached under ``key``, made by ``build()`` on first use; None when ``build`` says so or
+        oneDNN declines it (the caller takes its portable path). The 256 most recent are kept."""
+        if key not in self.plans:
+            if len(self.plans) >= 256:              # shapes seen in a long session: forget the oldest
+                self.plans.pop(next(iter(self.plans)))
+            try:
+                self.plans[key] = build()
+            except RuntimeError:
+                self.plans[key] = None
+        return self.plans[key]
 
     def bind(self, prim, args):
         """A primitive ready to run on NumPy arrays: ``args`` are its (argument id, memory descriptor) pairs."""
@@ -201,16 +213,9 @@ def usable(xp, *arrays) -> bool:
 
 def _conv_plan(kind: int, x_shape, w_shape, y_shape, stride, pad, dilation, groups, bias: bool):
     """The primitive of one convolution geometry and direction, built once and cached."""
-    key = (kind, x_shape, w_shape, y_shape, stride, pad, dilation, groups, bias)
     dnn = _state["dnn"]
-    if key not in dnn.plans:
-        if len(dnn.plans) >= 256:                   # geometries seen in a long session: forget the oldest
-            dnn.plans.pop(next(iter(dnn.plans)))
-        try:
-            dnn.plans[key] = _build_plan(dnn, kind, x_shape, w_shape, y_shape, stride, pad, dilation, groups, bias)
-        except RuntimeError:                        # a geometry oneDNN declines: the caller's portable path
-            dnn.plans[key] = None
-    return dnn.plans[key]
+    return dnn.plan((kind, x_shape, w_shape, y_shape, stride, pad, dilation, groups, bias),
+                    lambda: _build_plan(dnn, kind, x_shape, w_shape, y_shape, stride, pad, dilation, groups, bias))
 
 
 def _build_plan(dnn, kind, x_shape, w_shape, y_shape, stride, pad, dilation, groups, bias):
@@ -326,11 +331,7 @@ def matmul(a, b, out=None):
     dnn = _library()
     key = (a.shape, a.strides, b.shape, b.strides)
     with dnn.lock:
-        plan = dnn.plans.get(key, False)
-        if plan is False:
-            if len(dnn.plans) >= 256:
-                dnn.plans.pop(next(iter(dnn.plans)))
-            plan = dnn.plans[key] = _matmul_plan(dnn, a, b)
+        plan = dnn.plan(key, lambda: _matmul_plan(dnn, a, b))
         if plan is None:
             return None
         run, shape = plan
