@@ -305,8 +305,24 @@ def test_training_graph_prints_backward_nodes_and_effects():
         return loss
     g = step.graph_for(x)
     text = str(g)
-    assert "backward(" in text and "effect: grad of (32, 64)" in text and "effect: (10,)" in text
+    # the gradient rules of linear, relu, pow and mean are traced into ordinary ops (linear's: two products)
+    assert "matmul(" in text and "backward(" not in text
+    assert "effect: grad of (32, 64)" in text and "effect: (10,)" in text
     assert g.n_results == 1 and len(g.effects) == 8      # 4 parameters: their new values and their gradients
+
+
+def test_backward_rules_reading_forward_state_replay_as_backward_nodes():
+    """A rule that reads state its forward kept (max pooling's argmax), or whose op opts out of tracing
+    (layer norm's fused rule), is one backward node replaying the op's own backward; the others are traced."""
+    conv, norm = ember.nn.Conv2d(1, 2, 3), ember.nn.LayerNorm(4)
+
+    def f(x):
+        y = ember.nn.functional.max_pool2d(conv(x).relu(), 2)
+        norm(y.reshape(1, -1)[:, :4]).sum().backward()
+    g = ember.graph.trace(f, ember.randn(1, 1, 6, 6))
+    replayed = {n.attrs["forward"].name for n in g.nodes if n.name == "backward"}
+    assert replayed == {"max_pool", "normalize"}
+    assert {"conv2d_weight_grad", "gt", "where"} <= {n.name for n in g.nodes}     # conv's and relu's rules
 
 
 # ---------------------------------------------------------------- the high-level API
@@ -422,3 +438,24 @@ def test_jitted_keras_rnn_dropout_draws_new_masks_like_eager():
     np.testing.assert_allclose(j1, e1, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(j2, e2, rtol=1e-6, atol=1e-7)
     assert not np.allclose(j1, j2)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x, w: ember.nn.functional.embedding((x.abs() * 3).long() % 5, w).sum(1),
+    lambda x, w: ember.nn.functional.adaptive_max_pool2d(x.reshape(1, 2, 3, 4), (2, 3)).reshape(2, 6) @ w[:, :6].T,
+    lambda x, w: x.max(dim=1)[0][:, None] * w.sum() + x.min(dim=0).values.sum(),
+])
+def test_data_dependent_indices_are_computed_at_every_replay(fn):
+    """Indices that depend on the input (an embedding's, adaptive max pooling's and max(dim)'s argmax) come
+    from ops in the graph, so a replay on new data picks new rows, not the traced example's."""
+    w = ember.randn(5, 6, requires_grad=True)
+    f = ember.jit(fn)
+    f(ember.randn(2, 12), w)
+    for seed in (1, 2):
+        ember.manual_seed(seed)
+        x = ember.randn(2, 12)
+        got, want = f(x, w), fn(x, w)
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6)
+        gw_got, = ember.autograd.grad(got.sum(), w)
+        gw_want, = ember.autograd.grad(want.sum(), w)
+        np.testing.assert_allclose(gw_got.numpy(), gw_want.numpy(), rtol=1e-6)

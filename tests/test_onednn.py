@@ -173,3 +173,56 @@ def test_training_step_agrees_with_portable_kernels():
         return [p.grad.numpy() for p in model.parameters()]
     for fast, portable in zip(grads(), _portable(grads)):
         np.testing.assert_allclose(fast, portable, rtol=1e-3, atol=1e-5)
+
+
+# x shape, kernel, stride, padding, dilation, ceil_mode
+POOLS = {
+    "lenet_2x2": ((4, 6, 24, 24), 2, 2, 0, 1, False),
+    "overlap_3x3_s2_pad1": ((2, 3, 9, 10), 3, 2, 1, 1, False),
+    "ceil_mode": ((2, 3, 7, 7), 2, 2, 0, 1, True),
+    "ceil_pad_overlap": ((1, 2, 8, 9), 3, 2, 1, 1, True),
+    "dilation2": ((2, 2, 11, 11), 3, 1, 1, 2, False),
+    "rect_kernel": ((2, 3, 8, 12), (2, 3), (2, 1), (1, 1), 1, False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POOLS))
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_kernel_matches_portable(name, ties):
+    """oneDNN's max pool gives the portable path's maxima, first-maximum offsets and input gradient, also where
+    windows hold equal values (ReLU zeros) and across padding, ceil_mode and dilation (return_indices turns
+    the offsets into PyTorch's flat indices, so comparing them compares the offsets)."""
+    shape, k, s, p, d, ceil = POOLS[name]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    if ties:
+        x = np.maximum(x, 0).round(1)
+    g = rng.standard_normal
+
+    def run():
+        t = ember.tensor(x, requires_grad=True)
+        y, idx = ember.nn.functional.max_pool2d(t, k, s, p, d, ceil_mode=ceil, return_indices=True)
+        y.backward(ember.tensor(g_arr))
+        return y.detach().numpy(), idx.numpy(), t.grad.numpy()
+
+    out_shape = ember.nn.functional.max_pool2d(ember.tensor(x), k, s, p, d, ceil_mode=ceil).shape
+    g_arr = g(out_shape).astype(np.float32)
+    fast = run()
+    slow = _portable(run)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+    np.testing.assert_allclose(fast[2], slow[2], rtol=1e-6, atol=1e-6)   # overlapping windows: another sum order
+
+
+def test_max_pool_kernel_runs_and_declines_nonfinite_inputs(monkeypatch):
+    """The oneDNN kernel serves finite float32 inputs; NaN and -inf take the portable path, which propagates
+    NaN and keeps -inf windows as PyTorch does."""
+    calls = []
+    real = onednn.max_pool_forward
+    monkeypatch.setattr(onednn, "max_pool_forward", lambda *a: calls.append(1) or real(*a))
+    x = np.random.default_rng(0).standard_normal((1, 1, 4, 4)).astype(np.float32)
+    ember.nn.functional.max_pool2d(ember.tensor(x), 2)
+    assert calls == [1]
+    x[0, 0, 0, 0], x[0, 0, 3, 3] = np.nan, -np.inf
+    y = ember.nn.functional.max_pool2d(ember.tensor(x), 2).numpy()
+    assert calls == [1] and np.isnan(y[0, 0, 0, 0])

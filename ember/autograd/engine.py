@@ -33,7 +33,8 @@ def _root_grads(outputs, grad_outputs, who):
                 raise RuntimeError(
                     f"{who}: grad can be implicitly created only for scalar outputs, but the output has shape "
                     f"{tuple(out.data.shape)}; pass a gradient of that shape (e.g. backward(ember.ones_like(out)))")
-            g = _wrap(out.xp.ones_like(out.data))
+            from ..creation import _made     # a constant of a traced graph
+            g = _made(out.xp.ones_like(out.data))
         elif not isinstance(g, Tensor):
             g = _wrap(out.xp.asarray(g, dtype=out.data.dtype))
         if tuple(g.data.shape) != tuple(out.data.shape):
@@ -52,9 +53,9 @@ def _edge_of(t: Tensor):
 def run(outputs, grad_outputs, retain_graph, create_graph, capture=None, accumulate=True):
     """Backpropagate; ``capture`` maps ``(node, idx)`` to a slot for ``autograd.grad``.
 
-    Under graph-mode tracing (``ember.jit``) each op's backward call is recorded as one graph node that runs
-    the same op's ``backward`` at every replay (:class:`ember.graph.ir.BackwardOf`), and the sums of gradients
-    and into ``.grad`` as recorded additions, so the traced graph holds the backward too.
+    Under graph-mode tracing (``ember.jit``) each op's backward call is recorded into the graph
+    (:meth:`ember.graph.trace.Tracer.trace_backward`: the ops of its gradient rule, or one node replaying it),
+    and the sums of gradients and into ``.grad`` as recorded additions, so the traced graph holds the backward.
     """
     tracer = _state.tracer
     # count, for every node, how many edges point at it
@@ -114,13 +115,8 @@ def run(outputs, grad_outputs, retain_graph, create_graph, capture=None, accumul
                     grads = [g if g is not None or not fill else _zeros_for(node, i) for i, g in enumerate(grads)]
                 if tracer is None:
                     in_grads = node.backward(*grads)
-                else:                             # graph mode: one node for the whole backward call
-                    _state.tracer = None
-                    try:
-                        in_grads = node.backward(*grads)
-                    finally:
-                        _state.tracer = tracer
-                    tracer.record_backward(node, grads, in_grads)
+                else:                             # graph mode: the backward's ops, or one node replaying it
+                    in_grads = tracer.trace_backward(node, grads)
                 if not isinstance(in_grads, (tuple, list)):
                     in_grads = (in_grads,)
                 if not retain_graph:
@@ -240,8 +236,9 @@ def _free(node):
 
 
 def _zeros_for(node, i):
+    from ..creation import _made         # a graph constant under tracing
     shape, dtype = node.out_meta[i]
-    return _wrap(node.xp.zeros(shape, dtype))
+    return _made(node.xp.zeros(shape, dtype))
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):

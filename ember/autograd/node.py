@@ -74,12 +74,14 @@ class Op(Node):
 
     Class attributes describe what the backward needs, so nothing is kept when no
     gradient is recorded: ``save_inputs`` (indices of inputs kept as Tensors),
-    ``save_output`` (keep a weak reference to the result), ``differentiable``.
+    ``save_output`` (keep a weak reference to the result), ``differentiable``; and how graph mode takes the
+    backward: ``inline_backward`` (see :meth:`ember.graph.trace.Tracer.trace_backward`).
     """
 
     save_inputs: tuple = ()
     save_output = False
     differentiable = True
+    inline_backward = True    # graph mode records the backward's own ops (False: one node replays it)
 
     def forward(self, *arrays, **attrs):  # pragma: no cover
         raise NotImplementedError

@@ -27,7 +27,7 @@ import threading
 import numpy
 
 __all__ = ["available", "enabled", "usable", "version", "conv_forward", "conv_backward_data",
-           "conv_backward_weights", "matmul"]
+           "conv_backward_weights", "matmul", "max_pool_forward", "max_pool_backward"]
 
 enabled = os.environ.get("EMBER_ONEDNN", "1") != "0"
 
@@ -38,6 +38,7 @@ _FORWARD_TRAINING, _BACKWARD_DATA, _BACKWARD_WEIGHTS = 64, 160, 192
 _CONVOLUTION_DIRECT = 1
 _QUERY_EXEC_ARG_MD = 255
 _SRC, _DST, _WEIGHTS, _BIAS, _DIFF_SRC, _DIFF_DST, _DIFF_WEIGHTS = 1, 17, 33, 41, 129, 145, 161
+_WORKSPACE, _POOLING_MAX, _ELTWISE_RELU = 64, 0x1ff, 0x20
 _Dims = ctypes.c_int64 * 12
 _vp = ctypes.c_void_p
 
@@ -74,6 +75,7 @@ class _Library:
         self.check(lib.dnnl_stream_create(ctypes.byref(self.stream), self.engine, _IN_ORDER), "dnnl_stream_create")
         self.lock = threading.Lock()     # one stream, and primitives share a library-managed scratchpad
         self.plans: dict = {}
+        self._relu_attr = None
 
     @staticmethod
     def check(status: int, call: str) -> None:
@@ -100,6 +102,18 @@ class _Library:
 
     def query(self, pd, arg: int):
         return _vp(self.lib.dnnl_primitive_desc_query_md(pd, _QUERY_EXEC_ARG_MD, arg))
+
+    def relu_attr(self):
+        """Primitive attributes with one post-op, ReLU on the result (an epilogue: no second pass over it)."""
+        if self._relu_attr is None:
+            attr, post = _vp(), _vp()
+            self.check(self.lib.dnnl_primitive_attr_create(ctypes.byref(attr)), "dnnl_primitive_attr_create")
+            self.check(self.lib.dnnl_post_ops_create(ctypes.byref(post)), "dnnl_post_ops_create")
+            self.check(self.lib.dnnl_post_ops_append_eltwise(post, _ELTWISE_RELU, ctypes.c_float(0.0),
+                                                             ctypes.c_float(0.0)), "dnnl_post_ops_append_eltwise")
+            self.check(self.lib.dnnl_primitive_attr_set_post_ops(attr, post), "dnnl_primitive_attr_set_post_ops")
+            self._relu_attr = attr
+        return self._relu_attr
 
     def plan(self, key, build):
         """The primitive cached under ``key``, made by ``build()`` on first use; None when ``build`` says so or
@@ -211,14 +225,15 @@ def usable(xp, *arrays) -> bool:
     return (enabled and xp is numpy and all(a.dtype == numpy.float32 for a in arrays) and available())
 
 
-def _conv_plan(kind: int, x_shape, w_shape, y_shape, stride, pad, dilation, groups, bias: bool):
+def _conv_plan(kind: int, x_shape, w_shape, y_shape, stride, pad, dilation, groups, bias: bool, relu: bool):
     """The primitive of one convolution geometry and direction, built once and cached."""
     dnn = _state["dnn"]
-    return dnn.plan((kind, x_shape, w_shape, y_shape, stride, pad, dilation, groups, bias),
-                    lambda: _build_plan(dnn, kind, x_shape, w_shape, y_shape, stride, pad, dilation, groups, bias))
+    return dnn.plan((kind, x_shape, w_shape, y_shape, stride, pad, dilation, groups, bias, relu),
+                    lambda: _build_plan(dnn, kind, x_shape, w_shape, y_shape, stride, pad, dilation, groups, bias,
+                                        relu))
 
 
-def _build_plan(dnn, kind, x_shape, w_shape, y_shape, stride, pad, dilation, groups, bias):
+def _build_plan(dnn, kind, x_shape, w_shape, y_shape, stride, pad, dilation, groups, bias, relu=False):
     lib = dnn.lib
     if groups > 1:
         w_shape = (groups, w_shape[0] // groups, *w_shape[1:])
@@ -232,7 +247,7 @@ def _build_plan(dnn, kind, x_shape, w_shape, y_shape, stride, pad, dilation, gro
     fwd = _vp()
     dnn.check(lib.dnnl_convolution_forward_primitive_desc_create(
         ctypes.byref(fwd), dnn.engine, _FORWARD_TRAINING, _CONVOLUTION_DIRECT, x_any, w_any, b_md, y_any,
-        *geometry, None), "dnnl_convolution_forward_primitive_desc_create")
+        *geometry, dnn.relu_attr() if relu else None), "dnnl_convolution_forward_primitive_desc_create")
     if kind == _FORWARD_TRAINING:
         pd, roles = fwd, ((_SRC, x_shape, True), (_WEIGHTS, w_shape, True), (_DST, y_shape, False))
     elif kind == _BACKWARD_DATA:
@@ -252,12 +267,12 @@ def _build_plan(dnn, kind, x_shape, w_shape, y_shape, stride, pad, dilation, gro
     return dnn.bind(dnn.primitive(pd), args), operands
 
 
-def _run(kind: int, a, b, out_shape, x_shape, w_shape, y_shape, geometry, bias=None):
+def _run(kind: int, a, b, out_shape, x_shape, w_shape, y_shape, geometry, bias=None, relu=False):
     """Reorder ``a`` and ``b`` in, run the primitive, reorder its result into a new plain array; None when
     oneDNN declines the geometry."""
     dnn = _library()
     with dnn.lock:
-        plan = _conv_plan(kind, x_shape, w_shape, y_shape, *geometry, bias is not None)
+        plan = _conv_plan(kind, x_shape, w_shape, y_shape, *geometry, bias is not None, relu)
         if plan is None:
             return None
         run, (op_a, op_b, op_out) = plan
@@ -269,11 +284,13 @@ def _run(kind: int, a, b, out_shape, x_shape, w_shape, y_shape, geometry, bias=N
     return out
 
 
-def conv_forward(x, w, b, stride, pad, dilation, groups: int, out_hw):
+def conv_forward(x, w, b, stride, pad, dilation, groups: int, out_hw, relu: bool = False):
     """``conv2d(x, w) + b`` for NCHW ``x`` and OIHW ``w`` (``pad`` = top, bottom, left, right): ``(N, O, OH, OW)``,
-    or None if oneDNN declines the geometry. Memory: blocked copies of ``x``, ``w`` and the output."""
+    or None if oneDNN declines the geometry; ``relu=True`` applies ReLU as the kernel's epilogue.
+    Memory: blocked copies of ``x``, ``w`` and the output."""
     y_shape = (x.shape[0], w.shape[0], *out_hw)
-    return _run(_FORWARD_TRAINING, x, w, y_shape, x.shape, w.shape, y_shape, (stride, pad, dilation, groups), b)
+    return _run(_FORWARD_TRAINING, x, w, y_shape, x.shape, w.shape, y_shape, (stride, pad, dilation, groups), b,
+                relu)
 
 
 def conv_backward_data(g, w, x_shape, stride, pad, dilation, groups: int):
@@ -299,8 +316,9 @@ def _matrix_strides(a):
     return st
 
 
-def _matmul_plan(dnn, a, b):
-    """The bound matmul primitive for these shapes and strides and the result's shape, or None."""
+def _matmul_plan(dnn, a, b, bias: bool = False, relu: bool = False):
+    """The bound matmul primitive for these shapes and strides (plus a bias row and a ReLU epilogue) and the
+    result's shape, or None."""
     if a.ndim < 2 or b.ndim < 2:
         return None
     sa, sb = _matrix_strides(a), _matrix_strides(b)
@@ -316,22 +334,26 @@ def _matmul_plan(dnn, a, b):
         batch.append(max(x, y))
     full = (*batch, da[-2], db[-1])
     a_md, b_md, c_md = dnn.md(da, strides=sa), dnn.md(db, strides=sb), dnn.md(full)
+    bias_md = dnn.md((1,) * (nd - 1) + full[-1:]) if bias else None
     pd = _vp()
-    dnn.check(dnn.lib.dnnl_matmul_primitive_desc_create(ctypes.byref(pd), dnn.engine, a_md, b_md, None, c_md, None),
+    dnn.check(dnn.lib.dnnl_matmul_primitive_desc_create(ctypes.byref(pd), dnn.engine, a_md, b_md, bias_md, c_md,
+                                                        dnn.relu_attr() if relu else None),
               "dnnl_matmul_primitive_desc_create")
     shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + full[-2:]
-    return dnn.bind(dnn.primitive(pd), [(_SRC, a_md), (_WEIGHTS, b_md), (_DST, c_md)]), shape
+    args = [(_SRC, a_md), (_WEIGHTS, b_md), (_DST, c_md)] + ([(_BIAS, bias_md)] if bias else [])
+    return dnn.bind(dnn.primitive(pd), args), shape
 
 
-def matmul(a, b, out=None):
+def matmul(a, b, out=None, bias=None, relu: bool = False):
     """``a @ b`` for float32 arrays of 2 or more dimensions (batch dimensions broadcast, as ``numpy.matmul``),
     read in place (transposed views included), into ``out`` when given (a C-contiguous float32 array of the
     result's shape); None when the layout can't be read in place or the batch dimensions don't broadcast.
-    Memory: only the result."""
+    ``bias`` (a float32 vector of the result's last dimension) is added and ``relu`` applied inside the
+    kernel (epilogues, no extra pass). Memory: only the result."""
     dnn = _library()
-    key = (a.shape, a.strides, b.shape, b.strides)
+    key = (a.shape, a.strides, b.shape, b.strides, bias is not None, relu)
     with dnn.lock:
-        plan = dnn.plan(key, lambda: _matmul_plan(dnn, a, b))
+        plan = dnn.plan(key, lambda: _matmul_plan(dnn, a, b, bias is not None, relu))
         if plan is None:
             return None
         run, shape = plan
@@ -339,5 +361,62 @@ def matmul(a, b, out=None):
             out = numpy.empty(shape, numpy.float32)
         elif out.shape != shape or out.dtype != numpy.float32 or not out.flags.c_contiguous:
             return None
-        run(a, b, out)
+        if bias is None:
+            run(a, b, out)
+        else:
+            run(a, b, out, numpy.ascontiguousarray(bias, numpy.float32))
     return out
+
+
+def _max_pool_plan(dnn, x_shape, k, s, p, d, out):
+    """Forward (with workspace) and backward max-pooling primitives on plain NCHW arrays, or None when the
+    workspace is not one byte per output (the kernel-offset form :mod:`ember.ops.pool` keeps)."""
+    lib = dnn.lib
+    y_shape = (*x_shape[:2], *out)
+    x_md, y_md = dnn.md(x_shape), dnn.md(y_shape)
+    far = [(o - 1) * si + (ki - 1) * di + 1 - n - pi for o, si, ki, di, n, pi in zip(out, s, k, d, x_shape[2:], p)]
+    geometry = (_Dims(*s), _Dims(*k), _Dims(*(di - 1 for di in d)), _Dims(*p), _Dims(*far))
+    fwd, bwd = _vp(), _vp()
+    dnn.check(lib.dnnl_pooling_forward_primitive_desc_create(ctypes.byref(fwd), dnn.engine, _FORWARD_TRAINING,
+                                                             _POOLING_MAX, x_md, y_md, *geometry, None),
+              "dnnl_pooling_forward_primitive_desc_create")
+    ws = dnn.query(fwd, _WORKSPACE)
+    if lib.dnnl_memory_desc_get_size(ws) != numpy.prod(y_shape) or k[0] * k[1] > 255:
+        return None
+    dnn.check(lib.dnnl_pooling_backward_primitive_desc_create(ctypes.byref(bwd), dnn.engine, _POOLING_MAX, x_md, y_md,
+                                                              *geometry, fwd, None),
+              "dnnl_pooling_backward_primitive_desc_create")
+    return (dnn.bind(dnn.primitive(fwd), [(_SRC, x_md), (_DST, y_md), (_WORKSPACE, ws)]),
+            dnn.bind(dnn.primitive(bwd), [(_DIFF_DST, y_md), (_WORKSPACE, dnn.query(bwd, _WORKSPACE)),
+                                          (_DIFF_SRC, x_md)]))
+
+
+def max_pool_forward(x, k, s, p, d, out):
+    """Max pooling of a float32 NCHW array: ``(maxima, offsets)``, the offsets (uint8, one per output) being
+    ``i * KW + j`` of each window's first maximum, as :func:`ember.ops.pool._window_max_arg` gives them; or
+    None when oneDNN declines. NaN is not propagated and -inf windows give -FLT_MAX: the caller checks.
+    Memory: the two results."""
+    dnn = _library()
+    key = ("max_pool", x.shape, k, s, p, d, out)
+    with dnn.lock:
+        plan = dnn.plan(key, lambda: _max_pool_plan(dnn, x.shape, k, s, p, d, out))
+        if plan is None:
+            return None
+        y = numpy.empty((*x.shape[:2], *out), numpy.float32)
+        arg = numpy.empty(y.shape, numpy.uint8)
+        plan[0](numpy.ascontiguousarray(x), y, arg)
+    return y, arg
+
+
+def max_pool_backward(g, arg, in_shape, k, s, p, d):
+    """The input gradient of max pooling: each ``g`` added at the cell its window offset ``arg`` (uint8, from
+    :func:`max_pool_forward`) names; None when oneDNN declines. Memory: the result."""
+    dnn = _library()
+    key = ("max_pool", tuple(in_shape), k, s, p, d, g.shape[2:])
+    with dnn.lock:
+        plan = dnn.plan(key, lambda: _max_pool_plan(dnn, tuple(in_shape), k, s, p, d, g.shape[2:]))
+        if plan is None:
+            return None
+        dx = numpy.empty(in_shape, numpy.float32)
+        plan[1](numpy.ascontiguousarray(g), numpy.ascontiguousarray(arg), dx)
+    return dx

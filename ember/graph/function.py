@@ -116,6 +116,7 @@ class JitFunction:
         traced = graph
         leaves = _leaves_of(args, kwargs)
         if self.optimize:
+            from .epilogue import fuse_epilogues
             from .fusion import fuse_elementwise
             from .passes import optimize
             graph = optimize(_copy(graph))
@@ -124,8 +125,8 @@ class JitFunction:
             probe = _Entry(graph, None)
             recorded = _state.enabled and probe.recorded and (probe.needs_grad or any(t.requires_grad for t in leaves))
             if not (recorded or self.debug) and all(type(t.data).__module__ == "numpy" for t in leaves):
-                graph = fuse_elementwise(graph)
-        self.cache[key] = _Entry(graph, traced if self.debug else None)
+                graph = fuse_elementwise(fuse_epilogues(graph))
+        self.cache[key] = _Entry(graph.freeze(), traced if self.debug else None)
         return result
 
     def _check(self, entry, args, kwargs, leaves):

@@ -144,6 +144,7 @@ class Graph:
         self.prologue: list = []
         self.effects: list = []
         self.n_results = len(self.outputs)
+        self.frozen = False
 
     # ------------------------------------------------------------ building
     def add(self, op, attrs: dict, args, out_specs) -> list:
@@ -207,14 +208,36 @@ class Graph:
                 return a.tensor.data
             return env[a.id]
 
-        # forward kernels keep what a backward needs only when grad mode is on: on exactly when this graph
-        # runs backward nodes; the backward nodes themselves switch it off (first-order gradient rules)
-        training = any(n.op is BackwardOf for n in self.nodes)
+        # forward kernels keep what a backward needs only when grad mode is on: on exactly for the nodes
+        # whose state a backward node reads; the backward nodes switch it off (first-order gradient rules)
         prev = _state.enabled
         try:
-            return self._run(env, read, xp, keep, training, _state)
+            if keep is None and self.frozen:
+                results = self._compiled(xp)(*arrays)
+            else:
+                results = self._run(env, read, xp, keep, _state)
         finally:
             _state.enabled = prev
+        for kind, tensor, i in self.effects:
+            if kind == "copy":
+                if results[i] is not tensor.data:      # a fused kernel may have written it there already
+                    tensor.data[...] = results[i]
+            else:
+                tensor.grad = _wrap(results[i])
+        return results
+
+    def freeze(self) -> "Graph":
+        """Mark the graph final (no pass will change it): runs then go through :func:`ember.graph.codegen.
+        compile_graph`'s straight-line function, made once per array module, instead of the interpreter."""
+        self.frozen, self._code = True, {}
+        return self
+
+    def _compiled(self, xp):
+        fn = self._code.get(xp)
+        if fn is None:
+            from .codegen import compile_graph
+            fn = self._code[xp] = compile_graph(self, xp)
+        return fn
 
     def liveness(self) -> list:
         """For each node, what can be dropped once it has run: ``(value ids, node ids)``: the values it reads
@@ -261,11 +284,12 @@ class Graph:
             live -= sum(size.get(vid, 0) for vid in values)
         return peak
 
-    def _run(self, env, read, xp, keep, training, state):
+    def _run(self, env, read, xp, keep, state):
         instances = {}
         drops = self.liveness()
+        state_users = {id(n.attrs["forward"]) for n in self.nodes if n.op is BackwardOf}
         for n, (values, states) in zip(self.nodes, drops):
-            state.enabled = training and n.op is not BackwardOf
+            state.enabled = id(n) in state_users
             if n.op is BackwardOf:
                 outs = _run_backward(n, instances[id(n.attrs["forward"])], read)
                 for v, o in zip(n.outputs, outs):
@@ -288,14 +312,7 @@ class Graph:
                 for v in n.outputs:
                     keep[v.id] = env[v.id]
             _drop(env, instances, values, states)
-        results = tuple(read(v) for v in self.outputs)
-        for kind, tensor, i in self.effects:
-            if kind == "copy":
-                if results[i] is not tensor.data:      # a fused kernel may have written it there already
-                    tensor.data[...] = results[i]
-            else:
-                tensor.grad = _wrap(results[i])
-        return results
+        return tuple(read(v) for v in self.outputs)
 
     # ------------------------------------------------------------ inspection
     def __str__(self) -> str:

@@ -29,6 +29,10 @@ class TracerWarning(UserWarning):
     """A traced function did something the graph cannot repeat (e.g. read a traced value as a Python number)."""
 
 
+class _Opaque(Exception):
+    """A traced gradient rule read an array the graph does not know (state kept by its forward op)."""
+
+
 class Tracer:
     """Records op calls into :attr:`graph` (see the module docstring)."""
 
@@ -41,6 +45,7 @@ class Tracer:
         self.prologue: list = []   # host functions run before each run (and once now)
         self.nodes_of: dict = {}   # id(op instance) -> its graph Node, for the backward calls that follow
         self.created: set = set()  # ids of arrays of tensors made outside ops during the trace
+        self.strict = False        # tracing a gradient rule: unknown arrays abort it (see trace_backward)
 
     def _bind(self, array, value: Value) -> Value:
         self.values[id(array)] = value
@@ -71,6 +76,8 @@ class Tracer:
 
     def record(self, op, attrs: dict, inputs, results, instance=None) -> None:
         """Called by ``Op.apply`` after each op runs (``instance``: the op object, whose backward may follow)."""
+        if self.strict:
+            self._check_known(inputs, attrs)
         args = []
         for a in inputs:
             if isinstance(a, Tensor):
@@ -85,6 +92,49 @@ class Tracer:
         if instance is not None:
             self.nodes_of[id(instance)] = self.graph.nodes[-1]
             self.arrays.append(instance)
+
+    def _check_known(self, inputs, attrs) -> None:
+        """While a gradient rule is traced: every array an op reads must be a value of the graph (or a constant
+        made by a factory), never state the forward kept on its op object, which a graph would freeze."""
+        for a in list(inputs) + list(attrs.values()):
+            arrays = a if isinstance(a, (tuple, list)) else (a,)
+            for x in arrays:
+                data = x.data if isinstance(x, Tensor) else x
+                if isinstance(data, ndarray_types) and id(data) not in self.values and id(data) not in self.created:
+                    raise _Opaque
+
+    def trace_backward(self, instance, grads):
+        """Called by the autograd engine for each backward call under a trace; returns its input gradients.
+
+        The gradient rule runs in its recorded (differentiable) form, so its ops become ordinary graph nodes
+        that later passes can simplify and fuse: the same rule as eager mode, not a second implementation.
+        A rule that reads arrays its forward kept on the op object (a pooling's argmax, a dropout mask), or
+        whose op opts out (``inline_backward = False``: rules whose recorded form is slower), becomes one
+        :class:`BackwardOf` node that replays the call instead."""
+        self.backward = True
+        if id(instance) not in self.nodes_of:
+            raise TypeError(f"ember.jit: the backward of {instance.name()} can't be traced: its forward did not run "
+                            "through an Ember op (a custom autograd Function?); keep it outside the jitted function")
+        if getattr(instance, "inline_backward", True):
+            mark, prev = len(self.graph.nodes), _state.enabled
+            self.strict, _state.enabled = True, True
+            try:
+                in_grads = instance.backward(*grads)
+                seq = in_grads if isinstance(in_grads, (tuple, list)) else (in_grads,)
+                if all(g is None or (isinstance(g, Tensor) and id(g.data) in self.values) for g in seq):
+                    return tuple(g.detach() if isinstance(g, Tensor) else g for g in seq)
+            except _Opaque:
+                pass
+            finally:
+                self.strict, _state.enabled = False, prev
+            del self.graph.nodes[mark:]
+        _state.tracer = None
+        try:
+            in_grads = instance.backward(*grads)
+        finally:
+            _state.tracer = self
+        self.record_backward(instance, grads, in_grads)
+        return in_grads
 
     def record_backward(self, instance, grads, in_grads) -> None:
         """Called by the autograd engine after ``instance.backward(*grads)``: one :class:`BackwardOf` node that

@@ -28,7 +28,8 @@ def as_tensor_arg(x, like: Tensor | None = None) -> Tensor:
     if isinstance(x, ndarray_types):
         return _wrap(x)
     if like is not None and _is_scalar(x):
-        return _wrap(like.xp.asarray(x, dtype=_dt.promote_scalar(like.data.dtype, x)))
+        from ..creation import _made        # a constant (of a traced graph too)
+        return _made(like.xp.asarray(x, dtype=_dt.promote_scalar(like.data.dtype, x)))
     return Tensor(x)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from ..autograd.grad_mode import _state
 from ._util import Op, OpError, Tensor, describe, tensor_method
 from .unary import _erf_forward, _float_input, _sigmoid_array, erf, exp, masked, sigmoid, tanh
 from .where import where
@@ -47,7 +48,10 @@ class Relu(Op):
         return self.xp.maximum(x, 0)
 
     def backward(self, g):
-        return masked(g, self.output.data > 0)
+        y = self.output
+        if not _state.enabled:
+            return masked(g, y.data > 0)
+        return where(y > 0, g, 0.0)
 
 
 @tensor_method()

@@ -65,6 +65,8 @@ class ScaledDotProductAttention(Op):
     dropout, an ``(..., L, S)`` multiplier; the backward allocates two more ``(..., L, S)`` arrays.
     """
 
+    inline_backward = False     # graph mode replays the fused array backward, not the recorded composite
+
     name_ = "scaled_dot_product_attention"
     save_inputs = (0, 1, 2, 3)
     save_output = True            # the single-output form; with the weights, ``self.out`` (see ``_out``)

@@ -17,12 +17,14 @@ class Embedding(Op):
     """
 
     name_ = "embedding"
+    save_inputs = (1,)
 
-    def forward(self, weight, *, indices, num, padding_idx, scale_grad_by_freq):
+    def forward(self, weight, indices, *, num, padding_idx, scale_grad_by_freq):
         return weight[indices]
 
     def backward(self, g):
-        return (EmbeddingGrad.apply(g, **self.attrs),)
+        (indices,) = self.saved_tensors
+        return EmbeddingGrad.apply(g, indices, **self.attrs), None
 
 
 def _freq_scale(xp, indices, num, dtype):
@@ -38,8 +40,9 @@ class EmbeddingGrad(Op):
     """
 
     name_ = "embedding_backward"
+    save_inputs = (1,)
 
-    def forward(self, g, *, indices, num, padding_idx, scale_grad_by_freq):
+    def forward(self, g, indices, *, num, padding_idx, scale_grad_by_freq):
         xp = self.xp
         dim = g.shape[-1]
         if scale_grad_by_freq:
@@ -53,15 +56,15 @@ class EmbeddingGrad(Op):
     def backward(self, gg):
         a = self.attrs
         xp = gg.xp
-        idx = a["indices"]
+        (idx,) = self.saved_tensors
         if a["padding_idx"] is not None:
             keep = xp.ones((a["num"], 1), dtype=gg.data.dtype)
             keep[a["padding_idx"]] = 0
             gg = gg * Tensor(keep)
-        out = Embedding.apply(gg, indices=idx, num=a["num"], padding_idx=None, scale_grad_by_freq=False)
+        out = Embedding.apply(gg, idx, num=a["num"], padding_idx=None, scale_grad_by_freq=False)
         if a["scale_grad_by_freq"]:
-            out = out * Tensor(_freq_scale(xp, idx, a["num"], gg.data.dtype))
-        return (out,)
+            out = out * Tensor(_freq_scale(xp, idx.data, a["num"], gg.data.dtype))
+        return out, None
 
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
@@ -102,7 +105,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
         padding_idx = int(padding_idx) % num
     if max_norm is not None:
         _renorm_rows(weight, idx, float(max_norm), float(norm_type))
-    return Embedding.apply(weight, indices=idx, num=num, padding_idx=padding_idx,
+    return Embedding.apply(weight, input, num=num, padding_idx=padding_idx,
                           scale_grad_by_freq=bool(scale_grad_by_freq))
 
 

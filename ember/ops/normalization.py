@@ -43,6 +43,8 @@ class Normalize(Op):
     the backend's recycled scratch buffers) and the statistics.
     """
 
+    inline_backward = False     # graph mode replays the fused array backward, not the recorded composite
+
     name_ = "normalize"
     save_inputs = (0, 1, 2)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 
 from ..autograd.grad_mode import _state
+from ..backend import onednn
 from ._util import Op, OpError, Tensor, _wrap
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
@@ -88,9 +89,10 @@ def _padded(xp, x, k, s, p, d, out, fill):
 
 # ---------------------------------------------------------------- gather / scatter at flat spatial indices
 class _Gather(Op):
-    """``out[n, c, i, j] = x[n, c].flat[idx[n, c, i, j]]``; memory: the output only."""
+    """``out[n, c, i, j] = x[n, c].flat[idx[n, c, i, j]]`` (``idx``: an integer input); memory: the output only."""
 
     name_ = "pool_gather"
+    save_inputs = (1,)
 
     def forward(self, x, idx):
         self.in_shape = x.shape
@@ -99,7 +101,8 @@ class _Gather(Op):
         return self.xp.take_along_axis(flat, idx.reshape(n, c, -1), axis=-1).reshape(idx.shape)
 
     def backward(self, g):
-        return _Scatter.apply(g, idx=self.attrs["idx"], shape=self.in_shape)
+        (idx,) = self.saved_tensors
+        return _Scatter.apply(g, idx, shape=self.in_shape), None
 
 
 class _Scatter(Op):
@@ -109,8 +112,9 @@ class _Scatter(Op):
     """
 
     name_ = "pool_scatter"
+    save_inputs = (1,)
 
-    def forward(self, g, idx, shape):
+    def forward(self, g, idx, *, shape):
         xp = self.xp
         m = shape[0] * shape[1]
         hw = shape[2] * shape[3]
@@ -119,7 +123,8 @@ class _Scatter(Op):
         return out.astype(g.dtype, copy=False).reshape(shape)
 
     def backward(self, g):
-        return _Gather.apply(g, idx=self.attrs["idx"])
+        (idx,) = self.saved_tensors
+        return _Gather.apply(g, idx), None
 
 
 def _offset_slices(k, s, d, out):
@@ -197,6 +202,14 @@ class _MaxPool(Op):
 
     def forward(self, x, k, s, p, d, out):
         self.in_shape = x.shape
+        xp = self.xp
+        # oneDNN's kernel returns the same maxima and first-maximum offsets, several times faster; it does not
+        # propagate NaN nor keep -inf, so an input holding either (its sum is not finite) takes the portable path
+        if onednn.usable(xp, x) and xp.isfinite(x.sum()):
+            res = onednn.max_pool_forward(x, k, s, p, d, out)
+            if res is not None:
+                best, self.arg = res
+                return best
         if _state.enabled:
             best, self.arg = _window_max_arg(self.xp, x, k, s, p, d, out)
             return best
@@ -219,6 +232,10 @@ class _PoolScatter(Op):
 
     def forward(self, g, arg, k, s, p, d, in_shape):
         xp = self.xp
+        if arg.dtype == xp.uint8 and onednn.usable(xp, g):        # offsets from oneDNN's forward
+            dx = onednn.max_pool_backward(g, arg, in_shape, k, s, p, d)
+            if dx is not None:
+                return dx
         out = g.shape[2:]
         height, width = in_shape[2:]
         bh = max(height + 2 * p[0], (out[0] - 1) * s[0] + d[0] * (k[0] - 1) + 1)
@@ -469,27 +486,36 @@ def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
     return _adaptive_avg(input, output_size, 1, "adaptive_avg_pool1d")
 
 
+class _AdaptiveMaxIndex(Op):
+    """The flat ``h * W + w`` index of each adaptive window's first maximum (int64): an op, so that a traced
+    graph finds the maxima of each new input, not the traced one's."""
+
+    name_ = "adaptive_max_index"
+    differentiable = False
+
+    def forward(self, a, *, out):
+        xp = self.xp
+        pos = []
+        for n, o in zip(a.shape[2:], out):
+            start, end = _bounds(xp, n, o)
+            kmax = int((end - start).max())
+            # every window padded to the longest by repeating its last cell (never changes the first maximum)
+            pos.append(xp.minimum(start[:, None] + xp.arange(kmax), end[:, None] - 1))
+        ph, pw = pos
+        win = a[:, :, ph[:, None, :, None], pw[None, :, None, :]]          # (N, C, OH, OW, KH, KW) copy
+        kk = win.reshape(win.shape[:4] + (-1,)).argmax(axis=-1)
+        kw = pw.shape[1]
+        rows = ph[xp.arange(out[0])[:, None], kk // kw]
+        cols = pw[xp.arange(out[1]), kk % kw]
+        return (rows * a.shape[3] + cols).astype("int64", copy=False)
+
+
 def _adaptive_max(input, output_size, return_indices, spatial, op):
     x, restore = _as4d(input, spatial, op)
     out = _adaptive_sizes(input, x, output_size, spatial, op)
-    xp, a = x.xp, x.data
-    pos = []
-    for n, o in zip(a.shape[2:], out):
-        start, end = _bounds(xp, n, o)
-        kmax = int((end - start).max())
-        # every window padded to the longest by repeating its last cell (never changes the first maximum)
-        pos.append(xp.minimum(start[:, None] + xp.arange(kmax), end[:, None] - 1))
-    ph, pw = pos
-    win = a[:, :, ph[:, None, :, None], pw[None, :, None, :]]          # (N, C, OH, OW, KH, KW) copy
-    kk = win.reshape(win.shape[:4] + (-1,)).argmax(axis=-1)
-    kw = pw.shape[1]
-    rows = ph[xp.arange(out[0])[:, None], kk // kw]
-    cols = pw[xp.arange(out[1]), kk % kw]
-    idx = rows * a.shape[3] + cols
-    y = restore(_Gather.apply(x, idx=idx))
-    if return_indices:
-        return y, restore(_wrap(idx.astype("int64", copy=False)))
-    return y
+    idx = _AdaptiveMaxIndex.apply(x, out=tuple(out))
+    y = restore(_Gather.apply(x, idx))
+    return (y, restore(idx)) if return_indices else y
 
 
 def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):

@@ -172,19 +172,23 @@ class AMin(_Extreme):
 
 
 class _TakeAlong(Op):
-    """The elements at fixed indices along one axis (the values of ``max(dim)``); gradient to those indices."""
+    """The elements at the indices ``idx`` (an input, from ``argmax``/``argmin`` with keepdim) along one axis:
+    the values of ``max(dim)``; the gradient goes to those indices."""
 
-    def forward(self, x, idx, axis, keepdim=True):
+    save_inputs = (1,)
+
+    def forward(self, x, idx, *, axis, keepdim=True):
         self.in_shape, self.dtype = x.shape, x.dtype
         out = self.xp.take_along_axis(x, idx, axis=axis)
         return out if keepdim else out.squeeze(axis)
 
     def backward(self, g):
         xp, a = self.xp, self.attrs
-        idx, axis = a["idx"], a["axis"]
+        (idx,) = self.saved_tensors
+        axis = a["axis"]
         n = self.in_shape[axis]
         pos = xp.arange(n).reshape((n,) + (1,) * (len(self.in_shape) - axis - 1))
-        return _kept(g, self.in_shape, (axis,), a["keepdim"]) * _wrap((pos == idx).astype(self.dtype))
+        return _kept(g, self.in_shape, (axis,), a["keepdim"]) * _wrap((pos == idx.data).astype(self.dtype)), None
 
 
 def _empty_check(x: Tensor, axes, op: str) -> None:
@@ -205,11 +209,9 @@ def _extreme(input, dim, keepdim, other, op: str, cls, arg: str, result):
     if nd == 0:
         return result(input * 1 if input.requires_grad else input, _wrap(input.xp.zeros((), _dt.int64.np)))
     _empty_check(input, (axis,), op)
-    idx = getattr(input.xp, arg)(input.data, axis=axis, keepdims=True)
-    values = _TakeAlong.apply(input, idx=idx, axis=axis, keepdim=keepdim)
-    if not keepdim:
-        idx = idx.squeeze(axis)
-    return result(values, _wrap(idx.astype(_dt.int64.np, copy=False)))
+    idx = (ArgMax if arg == "argmax" else ArgMin).apply(input, axis=axis, keepdim=True)   # an op: graphs see it
+    values = _TakeAlong.apply(input, idx, axis=axis, keepdim=keepdim)
+    return result(values, idx if keepdim else idx.squeeze(axis))
 
 
 @tensor_method()

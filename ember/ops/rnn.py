@@ -338,6 +338,8 @@ class RecurrentScan(Op):
     outputs), GRU ``7*T*N*H``, RNN ``2*T*N*H``; the backward allocates about as much again.
     """
 
+    inline_backward = False     # graph mode replays the array scan backward, not the recorded composite
+
     name_ = "recurrent_scan"
     save_inputs = (0, 1, 2, 3, 4, 5)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import dtypes as _dt
+from ..creation import _made
 from ._util import Op, Tensor, _is_scalar, as_tensor_arg, sum_to, tensor_method
 
 __all__ = ["where"]
@@ -44,13 +45,12 @@ def where(condition, input=None, other=None) -> Tensor:
         a, b = operands(input, other, "where")
     elif ta:
         a, b = input, (other if _is_scalar(other) else as_tensor_arg(other, input))
-        if _is_scalar(b):
-            b = input.xp.asarray(b, dtype=_dt.promote_scalar(input.data.dtype, b))
-            b = Tensor(b)
+        if _is_scalar(b):                       # a constant (of a traced graph too)
+            b = _made(input.xp.asarray(b, dtype=_dt.promote_scalar(input.data.dtype, b)))
     elif tb:
         a, b = (input if _is_scalar(input) else as_tensor_arg(input, other)), other
         if _is_scalar(a):
-            a = Tensor(other.xp.asarray(a, dtype=_dt.promote_scalar(other.data.dtype, a)))
+            a = _made(other.xp.asarray(a, dtype=_dt.promote_scalar(other.data.dtype, a)))
     else:
         a = as_tensor_arg(input)
         b = as_tensor_arg(other, a)
