@@ -28,6 +28,7 @@ from . import keras  # noqa: E402  (tf.keras-style aliases)
 from . import plot  # noqa: E402  (training curves and layer graphs, matplotlib)
 from . import graph  # noqa: E402  (graph mode)
 from .graph import jit, lazy, realize  # noqa: E402
+from . import onnx  # noqa: E402  (export, import; needs the onnx extra when called)
 
 bool = bool_   # noqa: A001  (ember.bool, as torch.bool)
 float = float32  # noqa: A001
