@@ -146,3 +146,26 @@ def test_liveness_keeps_a_forward_input_that_a_backward_node_reads():
         run = ember.jit(step) if use_jit else step
         runs.append([float(run().item()) for _ in range(3)])
     np.testing.assert_allclose(runs[1], runs[0], rtol=1e-6)
+
+
+def test_comparisons_and_where_fuse_with_float_ops():
+    """relu's traced gradient rule (``where(y > 0, g, 0)``) and a clamp-like chain become one kernel each; a
+    boolean that other nodes read leaves the kernel as a bool output; values equal NumPy's."""
+    x = ember.randn(64, 33)
+
+    def f(x):
+        m = x > 0.25
+        a = ember.where(m, x * 2.0, x - 1.0)
+        return a.exp(), m.float().sum()
+    g = fusion.fuse_elementwise(ember.graph.trace(f, x))
+    fused = _fused(g)
+    assert len(fused) == 1 and fused[0].attrs["ops"] == "gt+mul+sub+where+exp"
+    assert [v.dtype.name for v in fused[0].outputs] == ["bool", "float32"]
+    got = g.run(x.numpy())
+    want = f(x)
+    np.testing.assert_allclose(got[0], want[0].numpy(), rtol=1e-6)
+    assert float(got[1]) == float(want[1])
+
+    lin = ember.nn.Linear(33, 8)
+    g = fusion.fuse_elementwise(ember.graph.trace(lambda x: lin(x).relu().sum().backward(), x))
+    assert any(n.attrs["ops"] == "gt+where" for n in _fused(g))

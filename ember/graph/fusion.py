@@ -22,8 +22,10 @@ import importlib.util
 import numpy
 
 from ..autograd.node import Op
+from ..ops import elementwise as _ew
 from ..ops.elementwise import Add, Div, Maximum, Minimum, Mul, Neg, Sub
 from ..ops.unary import Exp, Log, Sqrt, Tanh
+from ..ops.where import Where
 from .ir import Graph, Node, Value
 from .passes import _pinned
 
@@ -33,7 +35,11 @@ available = importlib.util.find_spec("numba") is not None
 
 _EXPRESSIONS = {Add: "({0} + {1})", Sub: "({0} - {1})", Mul: "({0} * {1})", Div: "({0} / {1})",
                 Maximum: "np.maximum({0}, {1})", Minimum: "np.minimum({0}, {1})", Neg: "(-{0})",
-                Exp: "np.exp({0})", Log: "np.log({0})", Sqrt: "np.sqrt({0})", Tanh: "np.tanh({0})"}
+                Exp: "np.exp({0})", Log: "np.log({0})", Sqrt: "np.sqrt({0})", Tanh: "np.tanh({0})",
+                Where: "({1} if {0} else {2})"}
+_SYMBOLS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+_COMPARE = {c for c in _ew._Compare.__subclasses__() if c.name_ in _SYMBOLS}     # float operands, bool result
+_EXPRESSIONS.update({c: f"({{0}} {_SYMBOLS[c.name_]} {{1}})" for c in _COMPARE})
 _KERNELS: dict = {}      # source hash -> compiled kernel
 
 
@@ -49,7 +55,8 @@ class FusedElementwise(Op):
         xp = self.xp
         n = int(numpy.prod(shape, dtype=numpy.int64))
         into = dict(into)                   # output k -> input j: written into that input's own array
-        outs = [None if k in into else xp.empty(shape, dtype) for k in range(n_out)]
+        dtypes = dtype if isinstance(dtype, tuple) else (dtype,) * n_out
+        outs = [None if k in into else xp.empty(shape, dtypes[k]) for k in range(n_out)]
         flat = [xp.ascontiguousarray(a).reshape(-1) if hasattr(a, "shape") else a for a in inputs]
         _KERNELS[key](n, *flat, *[o.reshape(-1) for o in outs if o is not None])
         for k, j in into.items():
@@ -61,18 +68,37 @@ class FusedElementwise(Op):
 
 
 def _fusible(n: Node, pinned: set) -> bool:
+    """Whether ``n`` can join a group: an op of ``_EXPRESSIONS`` whose array arguments have its shape (or are
+    0-d) and one float dtype; booleans only as a comparison's result or a ``where``'s condition."""
     if n.op not in _EXPRESSIONS or id(n) in pinned or len(n.outputs) != 1 or n.attrs:
         return False
     out = n.outputs[0]
-    if out.dtype.kind != "f":
-        return False
-    for a in n.args:
+    floats = [a for a in n.args if isinstance(a, Value)]
+    if n.op is Where:
+        cond = n.args[0]
+        if not isinstance(cond, Value) or cond.dtype != numpy.bool_ or cond.shape != out.shape:
+            return False
+        floats = floats[1:]
+    if n.op in _COMPARE:
+        if out.dtype != numpy.bool_ or not floats or floats[0].dtype.kind != "f":
+            return False
+        kind = floats[0].dtype
+    else:
+        if out.dtype.kind != "f":
+            return False
+        kind = out.dtype
+    for a in n.args[1:] if n.op is Where else n.args:
         if isinstance(a, Value):
-            if a.dtype != out.dtype or a.shape not in (out.shape, ()):
+            if a.dtype != kind or a.shape not in (out.shape, ()):
                 return False
         elif isinstance(a, bool) or not isinstance(a, (int, float)):
             return False
     return True
+
+
+def _float_dtype(group):
+    """The one float dtype of a group's values (its constants take it)."""
+    return next(v.dtype for n in group for v in n.value_args() + n.outputs if v.dtype.kind == "f")
 
 
 def _groups(g: Graph, pinned: set) -> list:
@@ -203,9 +229,10 @@ def fuse_elementwise(g: Graph) -> Graph:
             continue
         out = group[-1].outputs[0]
         into = _in_place(g, outputs, inputs, after, effect_of, readers, members)
-        key = _compile(_source(group, inputs, outputs, out.dtype, into))
-        attrs = {"key": key, "ops": "+".join(n.name for n in group), "shape": out.shape, "dtype": out.dtype,
-                 "n_out": len(outputs)}
+        key = _compile(_source(group, inputs, outputs, _float_dtype(group), into))
+        dtypes = tuple(v.dtype for v in outputs)
+        attrs = {"key": key, "ops": "+".join(n.name for n in group), "shape": out.shape,
+                 "dtype": dtypes[0] if len(set(dtypes)) == 1 else dtypes, "n_out": len(outputs)}
         if into:
             attrs["into"] = into
         fused = Node(FusedElementwise, attrs, inputs, outputs)
