@@ -75,3 +75,46 @@ def test_lazy_records_no_gradients_and_refuses_inside_jit():
     f = ember.jit(lambda x: ember.lazy().__enter__())
     with pytest.raises(RuntimeError, match="not inside ember.jit"):
         f(ember.ones(1))
+
+
+@pytest.mark.parametrize("name", ["cnn", "transformer", "embedding"])
+def test_whole_models_record_without_running_any_op(name, monkeypatch):
+    """Convolutions, pooling, normalization, attention, embedding, indexing and cross entropy all have shape
+    rules: a model's forward records every op, and realizing gives eager's values."""
+    from ember.graph.lazy import LazyRecorder
+    ember.manual_seed(0)
+    nn = ember.nn
+    if name == "cnn":
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(4, 6, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(6 * 2 * 2, 3))
+        x = ember.randn(2, 1, 12, 12)
+    elif name == "transformer":
+        model = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 4, 32, batch_first=True), 2)
+        x = ember.randn(2, 5, 16)
+    else:
+        emb, lin = nn.Embedding(10, 8), nn.Linear(8, 3)
+        model = lambda t: lin(emb(t)[:, 1:].mean(1))  # noqa: E731
+        x = ember.tensor([[1, 2, 3], [4, 5, 6]])
+    if hasattr(model, "eval"):
+        model.eval()
+    y_t = ember.randint(0, 3, (2,))
+    eager_runs = []
+    real = LazyRecorder.defer
+
+    def counting(self, op, attrs, inputs):
+        out = real(self, op, attrs, inputs)
+        if out is None:
+            eager_runs.append(op.op_name())
+        return out
+    monkeypatch.setattr(LazyRecorder, "defer", counting)
+    with ember.no_grad():
+        want = model(x)
+        want_loss = ember.nn.functional.cross_entropy(want.reshape(2, -1)[:, :3], y_t)
+        eager_runs.clear()
+        with ember.lazy():
+            out = model(x)
+            loss = ember.nn.functional.cross_entropy(out.reshape(2, -1)[:, :3], y_t)
+        assert eager_runs == []
+        assert isinstance(out.data, LazyArray)
+        np.testing.assert_allclose(ember.realize(out).numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(loss.item(), want_loss.item(), rtol=1e-5)

@@ -7,9 +7,11 @@ up to those values (run), through the same passes and fusion as ``ember.jit``; r
 constants of the graph, so nothing is computed twice.
 
 The result's shape comes from a shape rule: elementwise, unary, activation and softmax ops (broadcast shapes,
-the dtype found by running the op on one-element stand-ins), sum/mean/amax/amin, matmul, linear, reshape and
-permute. Any other op realizes its inputs and runs at once, so programs still work, just less lazily. Lazy
-mode records no gradients (use ``ember.jit`` to compile training).
+the dtype found by running the op on one-element stand-ins), sum/mean/amax/amin, matmul, linear, reshape,
+permute, indexing and expand (run on zero-strided stand-ins: views, no arithmetic), convolutions, pooling,
+normalizations, dropout, embedding, attention, cross entropy, cat, split and pad. Any other op realizes its inputs
+and runs at once, so programs still work, just less lazily. Lazy mode records no gradients (use
+``ember.jit`` to compile training).
 
 >>> import ember
 >>> with ember.lazy():
@@ -103,6 +105,15 @@ def _meta(op, attrs: dict, args) -> list | None:
         if op is Sum and x.dtype.kind in "iub":
             dtype = numpy.int64
         return [(shape, numpy.dtype(dtype) if dtype is not None else x.dtype)]
+    if op is _split():
+        a = _named(op, args, attrs)
+        dim = a["dim"] % x.ndim
+        return [(x.shape[:dim] + (int(n),) + x.shape[dim + 1:], x.dtype) for n in a["sizes"]]
+    if op in _views():
+        try:
+            return [(tuple(_view_shape(op, attrs, args)), x.dtype)]
+        except Exception:
+            return None
     if op is Reshape:
         return [(_reshaped(x.shape, attrs["shape"]), x.dtype)]
     if op is Permute:
@@ -113,7 +124,91 @@ def _meta(op, attrs: dict, args) -> list | None:
                  numpy.result_type(a.dtype, b.dtype))]
     if op is Linear:
         return [(x.shape[:-1] + (arrays[1].shape[0],), numpy.result_type(*[a.dtype for a in arrays]))]
-    return None
+    rule = _rules().get(op)
+    if rule is None:
+        return None
+    a = _named(op, args, attrs)
+    try:
+        out = rule(a, x)
+    except Exception:            # an unexpected argument layout: no rule (the op runs eagerly)
+        return None
+    return None if out is None else [(tuple(int(n) for n in out), x.dtype)]
+
+
+def _named(op, args, attrs) -> dict:
+    """The op's ``forward`` arguments by name (positional and keyword alike)."""
+    import inspect
+    bound = inspect.signature(op.forward).bind(None, *args, **attrs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def _view_shape(op, attrs, args):
+    """The result shape of a view op, from running it on zero-strided stand-ins (no memory, no arithmetic)."""
+    inst = op.__new__(op)
+    inst.attrs, inst.xp = attrs, numpy
+    stand = [numpy.broadcast_to(numpy.zeros((), a.dtype), a.shape) if isinstance(a, LazyArray) else a for a in args]
+    return inst.forward(*stand, **attrs).shape
+
+
+_RULES: dict = {}
+
+
+def _rules() -> dict:
+    """Shape rules of the ops beyond elementwise and reductions: ``rule(named args, first array) -> shape``."""
+    if _RULES:
+        return _RULES
+    from ..nn._cross_entropy import CrossEntropy
+    from ..ops.attention import ScaledDotProductAttention
+    from ..ops.conv import Conv2d, ConvTranspose2d
+    from ..ops.embedding import Embedding
+    from ..ops.join import Cat, ConstantPad
+    from ..ops.normalization import ChannelAffine, Normalize
+    from ..ops.pool import _AvgPool, _MaxPool
+    from ..ops.random import Dropout
+    from ..ops.shape import Clone, Flip, Roll
+    same = lambda a, x: x.shape  # noqa: E731
+    _RULES.update({
+        Normalize: same, ChannelAffine: same, Dropout: same, Clone: same, Flip: same, Roll: same,
+        Conv2d: lambda a, x: (x.shape[0], a["w"].shape[0], *a["out_hw"]),
+        ConvTranspose2d: lambda a, x: a["x_shape"],
+        _MaxPool: lambda a, x: (*x.shape[:2], *a["out"]),
+        _AvgPool: lambda a, x: (*x.shape[:2], *a["out"]),
+        Embedding: lambda a, x: (*a["indices"].shape, a["weight"].shape[1]),
+        ScaledDotProductAttention: lambda a, x: None if a["need_weights"] else (*a["q"].shape[:-1],
+                                                                                a["v"].shape[-1]),
+        CrossEntropy: lambda a, x: (x.shape[:1] + x.shape[2:]) if a["reduction"] == "none" else (),
+        Cat: lambda a, x: _cat_shape([v.shape for v in a["arrays"]], a["axis"]),
+        ConstantPad: lambda a, x: _padded_shape(x.shape, a["pads"]),
+    })
+    return _RULES
+
+
+def _cat_shape(shapes, axis: int) -> tuple:
+    axis %= len(shapes[0])
+    return shapes[0][:axis] + (sum(s[axis] for s in shapes),) + shapes[0][axis + 1:]
+
+
+def _padded_shape(shape, pads) -> tuple:
+    """``pads`` as NumPy's ``((before, after), ...)`` per dimension, or PyTorch's flat last-dimension-first."""
+    pads = list(pads)
+    if pads and isinstance(pads[0], (tuple, list)):
+        return tuple(n + int(b) + int(e) for n, (b, e) in zip(shape, pads))
+    out = list(shape)
+    for i in range(len(pads) // 2):
+        out[-1 - i] += int(pads[2 * i]) + int(pads[2 * i + 1])
+    return tuple(out)
+
+
+def _split():
+    from ..ops.join import Split
+    return Split
+
+
+def _views() -> tuple:
+    from ..ops.index import GetItem
+    from ..ops.shape import Expand
+    return (GetItem, Expand)
 
 
 def _reshaped(shape, target) -> tuple:
@@ -150,7 +245,7 @@ class LazyRecorder:
         args = [self.value_of(t) if isinstance(t, Tensor) else t for t in inputs]
         outs = self.graph.add(op, attrs, args, specs)
         results = tuple(_wrap(LazyArray(v.shape, v.dtype, v, self)) for v in outs)
-        return results if len(results) > 1 else results[0]
+        return results if len(results) > 1 or op is _split() else results[0]
 
     def compute(self, lazies) -> list:
         """Run the recorded graph for these LazyArrays; their values become constants of the graph."""
