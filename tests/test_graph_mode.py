@@ -459,3 +459,39 @@ def test_data_dependent_indices_are_computed_at_every_replay(fn):
         gw_got, = ember.autograd.grad(got.sum(), w)
         gw_want, = ember.autograd.grad(want.sum(), w)
         np.testing.assert_allclose(gw_got.numpy(), gw_want.numpy(), rtol=1e-6)
+
+
+def test_debug_checks_a_training_step_and_updates_the_model_once():
+    """A jitted training step under debug=True is compared op by op with its traced graph (dropout draws
+    rewound), updates the model exactly as without debug, and names a node a pass got wrong."""
+    runs = []
+    for debug in (False, True):
+        ember.manual_seed(0)
+        model = ember.nn.Sequential(ember.nn.Linear(8, 16), ember.nn.ReLU(), ember.nn.Dropout(0.3),
+                                    ember.nn.Linear(16, 3))
+        opt = ember.optim.Adam(model.parameters(), lr=1e-2)
+        x, y = ember.randn(5, 8), ember.randint(0, 3, (5,))
+
+        def step():
+            opt.zero_grad()
+            loss = ember.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        jf = ember.jit(step, debug=debug)
+        losses = [float(jf()) for _ in range(4)]
+        runs.append((losses, [p.detach().numpy().copy() for p in model.parameters()]))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
+
+    from ember.ops.linalg import MatMul
+
+    class Wrong(MatMul):
+        def forward(self, a, b):
+            return super().forward(a, b) * 2
+    node = next(n for n in jf.graphs[0].nodes if n.op is MatMul)   # break one node of the optimised graph
+    node.op = Wrong
+    jf.graphs[0]._code = {}
+    with pytest.raises(JitMismatchError, match=r"node \d+ \(matmul"):
+        jf()

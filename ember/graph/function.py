@@ -11,7 +11,8 @@ signature traces the function (that call runs eagerly and returns the eager resu
 
 Tracing more than ``max_traces`` signatures warns: a shape that changes every call defeats the cache.
 ``debug=True`` also runs the function eagerly at every call and compares each node of the optimised graph
-with the eager value, naming the first that differs.
+with the eager value, naming the first that differs; a training step (a graph with side effects) is
+compared with its traced graph run op by op instead, so that the model is updated once.
 """
 from __future__ import annotations
 
@@ -93,13 +94,16 @@ class JitFunction:
             return self._trace(key, args, kwargs)
         leaves: list = []
         flatten((args, kwargs), leaves)
-        if self.debug and not entry.graph.effects:   # a training step would update the model twice
-            self._check(entry, args, kwargs, leaves)
         g = entry.graph
+        if self.debug and not g.effects:
+            self._check(entry, args, kwargs, leaves)
         if entry.recorded and (entry.needs_grad or any(t.requires_grad for t in leaves)) and _state.enabled:
             outs = _run_recorded(g, leaves)
         else:                                    # inference, or a whole training step (backward in the graph)
-            arrays = g.run(*[t.data for t in leaves])[:g.n_results]
+            if self.debug and g.effects:         # a training step: checked op by op, updating the model once
+                arrays = self._check_step(entry, leaves)[:g.n_results]
+            else:
+                arrays = g.run(*[t.data for t in leaves])[:g.n_results]
             # an output a pass reduced to an input or parameter (x * 1 -> x) is copied, as eager would make it anew
             outs = [_wrap(a.copy() if isinstance(v, Value) and v.kind != "node" else a)
                     for v, a in zip(g.outputs, arrays)]
@@ -139,15 +143,41 @@ class JitFunction:
                                    f"recorded {len(traced)} (or other ones): its control flow depends on values")
         keep: dict = {}
         entry.graph.run(*[t.data for t in leaves], keep=keep)
-        for i, (n, (_, want_all)) in enumerate(zip(traced, reference)):
-            for j, (v, want) in enumerate(zip(n.outputs, want_all)):
-                got = keep.get(v.id)
-                if got is None or _close(got, want):
-                    continue                     # folded or removed by a pass, or equal
-                diff = (numpy.max(numpy.abs(numpy.asarray(got, numpy.float64) - numpy.asarray(want, numpy.float64)))
-                        if got.shape == want.shape else f"shape {got.shape} vs {want.shape}")
-                raise JitMismatchError(f"ember.jit(debug=True): node {i} ({n.name}, output {j}, {v.type_str()}) "
-                                       f"differs from eager mode (max abs diff {diff})")
+        _compare(traced, [want for _, want in reference], keep, "eager mode")
+
+    def _check_step(self, entry, leaves):
+        """A graph with side effects (a training step): a real eager call would update the model a second time,
+        so the reference is the traced graph run op by op (eager's kernels, no passes, no fusion) on the same
+        state, its effects held back and the random generator rewound; then the optimised graph runs once,
+        effects and all, and every node value that survived the passes is compared. Returns its outputs."""
+        from ..backend import rng
+        arrays = [t.data for t in leaves]
+        for fn in entry.graph.prologue:
+            fn()
+        generator = rng()
+        state = generator.bit_generator.state
+        reference: dict = {}
+        entry.traced.run(*arrays, keep=reference, prologue=False, effects=False)
+        generator.bit_generator.state = state
+        keep: dict = {}
+        results = entry.graph.run(*arrays, keep=keep, prologue=False)
+        traced = entry.traced.nodes
+        _compare(traced, [[reference.get(v.id) for v in n.outputs] for n in traced], keep,
+                 "the traced step run op by op")
+        return results
+
+
+def _compare(traced_nodes, wants, keep: dict, what: str) -> None:
+    """Raise JitMismatchError at the first traced node whose kept value differs from its reference."""
+    for i, (n, want_all) in enumerate(zip(traced_nodes, wants)):
+        for j, (v, want) in enumerate(zip(n.outputs, want_all)):
+            got = keep.get(v.id)
+            if got is None or want is None or _close(got, want):
+                continue                     # folded or removed by a pass, or equal
+            diff = (numpy.max(numpy.abs(numpy.asarray(got, numpy.float64) - numpy.asarray(want, numpy.float64)))
+                    if got.shape == want.shape else f"shape {got.shape} vs {want.shape}")
+            raise JitMismatchError(f"ember.jit(debug=True): node {i} ({n.name}, output {j}, {v.type_str()}) "
+                                   f"differs from {what} (max abs diff {diff})")
 
 
 def _leaves_of(args, kwargs) -> list:

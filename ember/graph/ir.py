@@ -188,12 +188,13 @@ class Graph:
                 raise ValueError(f"graph: output {v.label()} is never defined")
 
     # ------------------------------------------------------------ running
-    def run(self, *arrays, keep: dict | None = None):
+    def run(self, *arrays, keep: dict | None = None, prologue: bool = True, effects: bool = True):
         """The outputs' arrays for the input ``arrays`` (NumPy or CuPy). ``keep``, when given, receives every
-        node output by value id (for debugging)."""
+        node output by value id (for debugging); ``prologue=False`` / ``effects=False`` skip the side effects
+        (a debug check runs a training graph twice but updates the model once)."""
         if len(arrays) != len(self.inputs):
             raise TypeError(f"graph: expected {len(self.inputs)} input arrays, got {len(arrays)}")
-        for fn in self.prologue:
+        for fn in self.prologue if prologue else ():
             fn()
         env = {v.id: a for v, a in zip(self.inputs, arrays)}
         xp = array_module(arrays[0]) if arrays else numpy
@@ -218,7 +219,7 @@ class Graph:
                 results = self._run(env, read, xp, keep, _state)
         finally:
             _state.enabled = prev
-        for kind, tensor, i in self.effects:
+        for kind, tensor, i in self.effects if effects else ():
             if kind == "copy":
                 if results[i] is not tensor.data:      # a fused kernel may have written it there already
                     tensor.data[...] = results[i]
