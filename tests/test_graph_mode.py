@@ -495,3 +495,43 @@ def test_debug_checks_a_training_step_and_updates_the_model_once():
     jf.graphs[0]._code = {}
     with pytest.raises(JitMismatchError, match=r"node \d+ \(matmul"):
         jf()
+
+
+class _Cube(ember.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x * x * g
+
+
+class _CubeNumPy(_Cube):
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return ember.Tensor(3 * x.data ** 2) * g
+
+
+def test_custom_autograd_function_traces_when_its_backward_uses_ember_ops():
+    w = ember.randn(4, requires_grad=True)
+    opt = ember.optim.SGD([w], lr=0.1)
+
+    def step(x):
+        opt.zero_grad()
+        loss = _Cube.apply(w * x).sum()
+        loss.backward()
+        opt.step()
+        return loss
+    jf = ember.jit(step)
+    x = ember.randn(4)
+    for _ in range(3):
+        before = w.detach().numpy().copy()
+        jf(x)
+        np.testing.assert_allclose(w.detach().numpy(), before - 0.1 * 3 * (before * x.numpy()) ** 2 * x.numpy(),
+                                   rtol=1e-5)
+    with pytest.raises(TypeError, match="reads arrays the graph does not know"):
+        ember.jit(lambda x: _CubeNumPy.apply(w * x).sum().backward())(x)

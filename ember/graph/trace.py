@@ -112,9 +112,7 @@ class Tracer:
         whose op opts out (``inline_backward = False``: rules whose recorded form is slower), becomes one
         :class:`BackwardOf` node that replays the call instead."""
         self.backward = True
-        if id(instance) not in self.nodes_of:
-            raise TypeError(f"ember.jit: the backward of {instance.name()} can't be traced: its forward did not run "
-                            "through an Ember op (a custom autograd Function?); keep it outside the jitted function")
+        custom = id(instance) not in self.nodes_of      # a custom autograd Function: its forward ran Ember ops
         if getattr(instance, "inline_backward", True):
             mark, prev = len(self.graph.nodes), _state.enabled
             self.strict, _state.enabled = True, True
@@ -128,6 +126,10 @@ class Tracer:
             finally:
                 self.strict, _state.enabled = False, prev
             del self.graph.nodes[mark:]
+        if custom:
+            raise TypeError(f"ember.jit: the backward of {instance.name()} can't be traced: it reads arrays the graph "
+                            "does not know (computed with NumPy, or kept on ctx outside save_for_backward). Write it "
+                            "with Ember ops on ctx.saved_tensors, or keep it outside the jitted function")
         _state.tracer = None
         try:
             in_grads = instance.backward(*grads)
