@@ -556,14 +556,14 @@ def test_unexportable_op_names_the_layer():
 
 
 def test_every_op_is_lowered_or_listed_as_not_exportable():
-    """Every Ember op class has a lowering, or is one of the ops no inference graph needs (gradients, losses,
+    """Every Ember op class has a lowering, or is one of the ops no inference graph needs (gradients,
     training-only randomness) or that ONNX cannot express; a new op must be added to one of the two."""
     from ember.autograd.node import Op
     from ember.onnx.export_ops import LOWERINGS, supported_ops
     supported_ops()
     not_exportable = {"sumto", "conv2d_weight_grad", "embedding_backward", "indexbackward", "indexput",
                       "max_pool_backward", "max_pool_gather", "avg_pool_backward", "pool_scatter", "dropoutmask",
-                      "view", "cross_entropy", "nll_loss", "binary_cross_entropy", "fused"}
+                      "view", "fused"}
     todo, missing = list(Op.__subclasses__()), []
     while todo:
         c = todo.pop()
@@ -584,3 +584,40 @@ def test_graph_mode_epilogues_lower_to_product_and_relu():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3), nn.ReLU())
     g = fuse_epilogues(ember.graph.trace(model, ember.randn(2, 1, 6, 6)))
     assert [n.name for n in g.nodes if n.name.endswith("_relu")] == ["conv2d_relu", "linear_relu"]
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "cross_entropy_weighted_sum", "nll_none_ignore", "bce"])
+def test_models_returning_their_loss_export(loss, tmp_path):
+    """Losses lower to ONNX's SoftmaxCrossEntropyLoss / NegativeLogLikelihoodLoss, binary cross entropy to its
+    clamped formula; onnxruntime gives Ember's values."""
+    import onnxruntime as ort
+    F = nn.functional
+    lin = nn.Linear(6, 4)
+    weight = ember.tensor([1.0, 2.0, 0.5, 1.5])
+
+    def fn(x, t):
+        z = lin(x)
+        if loss == "cross_entropy":
+            return F.cross_entropy(z, t)
+        if loss == "cross_entropy_weighted_sum":
+            return F.cross_entropy(z, t, weight=weight, reduction="sum")
+        if loss == "nll_none_ignore":
+            return F.nll_loss(F.log_softmax(z, 1), t, ignore_index=2, reduction="none")
+        return F.binary_cross_entropy(z.sigmoid(), (t[:, None] == ember.arange(4)).float())
+
+    class Wrapped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = lin
+
+        def forward(self, x, t):
+            return fn(x, t)
+    rng = np.random.default_rng(0)
+    x, t = ember.tensor(rng.standard_normal((5, 6)).astype(np.float32)), ember.tensor(rng.integers(0, 4, 5))
+    path = str(tmp_path / "loss.onnx")
+    m = ember.onnx.export(Wrapped(), (x, t), path, input_names=["x", "t"])
+    onnx.checker.check_model(m, full_check=True)
+    got = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy(), "t": t.numpy()})
+    with ember.no_grad():
+        want = fn(x, t).numpy()
+    np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-6)

@@ -409,3 +409,43 @@ def _recurrent_scan(ctx, a):
     outs = ctx.op(kind, ins, n_out=n_out, **attrs)
     y = ctx.op("Squeeze", [outs[0], ctx.ints([1])])
     return [y] + [ctx.op("Squeeze", [o, ctx.ints([0])]) for o in outs[1:]]
+
+
+# ---------------------------------------------------------------- losses (a model that returns its loss)
+_CE = import_module("ember.nn._cross_entropy")
+_LOSSES = import_module("ember.nn._losses")
+
+
+def _index_loss(ctx, a, onnx_op: str, x_key: str):
+    """cross_entropy / nll_loss as ONNX's SoftmaxCrossEntropyLoss / NegativeLogLikelihoodLoss (op-set 13+):
+    the same reductions, class weights and ignore_index; label smoothing has no ONNX form."""
+    if a.get("label_smoothing"):
+        ctx.fail("label_smoothing has no ONNX form (SoftmaxCrossEntropyLoss has no smoothing)")
+    x = a[x_key]
+    ins = [ctx.name(x), ctx.op("Cast", [ctx.name(a["t"])], to=7)]       # targets as int64
+    if a.get("weight") is not None:
+        ins.append(ctx.const(numpy.asarray(a["weight"], dtype=x.dtype)))
+    return ctx.op(onnx_op, ins, reduction=a.get("reduction", "mean"), ignore_index=int(a.get("ignore_index", -100)))
+
+
+@lowers(_CE.CrossEntropy)
+def _cross_entropy(ctx, a):
+    return _index_loss(ctx, a, "SoftmaxCrossEntropyLoss", "x")
+
+
+@lowers(_CE.NLLLoss)
+def _nll_loss(ctx, a):
+    return _index_loss(ctx, a, "NegativeLogLikelihoodLoss", "logp")
+
+
+@lowers(_LOSSES.BinaryCrossEntropy)
+def _binary_cross_entropy(ctx, a):
+    """``-(y log x + (1 - y) log(1 - x))`` with both logs clamped at -100, as Ember and PyTorch compute it."""
+    x, dt = _x(ctx, a)
+    y = ctx.name(a["y"])
+    floor = ctx.scalar(-100.0, dt)
+    one = ctx.scalar(1.0, dt)
+    lx = ctx.op("Max", [ctx.op("Log", [x]), floor])
+    l1x = ctx.op("Max", [ctx.op("Log", [ctx.op("Sub", [one, x])]), floor])
+    s = ctx.op("Add", [ctx.op("Mul", [y, lx]), ctx.op("Mul", [ctx.op("Sub", [one, y]), l1x])])
+    return ctx.op("Neg", [s])
