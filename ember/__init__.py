@@ -12,8 +12,8 @@ from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set
 from .autograd.node import OpError
 from .backend import device
 from .creation import *  # noqa: F401,F403
-from .dtypes import (bool_, double, dtype, float16, float32, float64, get_default_dtype, half, int8, int16, int32,
-                     int64, long, set_default_dtype, short, uint8)
+from .dtypes import (bfloat16, bool_, double, dtype, float16, float32, float64, get_default_dtype, half, int8, int16,
+                     int32, int64, long, set_default_dtype, short, uint8)
 from .ops import *  # noqa: F401,F403
 from .serialization import load, save
 from .tensor import Size, Tensor
@@ -29,6 +29,8 @@ from . import plot  # noqa: E402  (training curves and layer graphs, matplotlib)
 from . import graph  # noqa: E402  (graph mode)
 from .graph import jit, lazy, realize  # noqa: E402
 from . import onnx  # noqa: E402  (export, import; needs the onnx extra when called)
+from . import amp  # noqa: E402  (mixed precision)
+from .amp import autocast  # noqa: E402
 
 bool = bool_   # noqa: A001  (ember.bool, as torch.bool)
 float = float32  # noqa: A001

@@ -6,6 +6,9 @@ scalars do not widen a tensor of the same category (``float32 tensor * 2.5`` is
 float32); a Python float combined with an integer or bool tensor gives the
 default float dtype (float32 unless changed with :func:`set_default_dtype`).
 Integer true division (``/``) also gives the default float dtype.
+
+``bfloat16`` comes from the ``ml_dtypes`` package (a dependency of onnx), which gives NumPy a bfloat16
+type; it promotes as in PyTorch (bfloat16 with float16 gives float32, with float32 gives float32).
 """
 from __future__ import annotations
 
@@ -14,7 +17,12 @@ import threading
 
 import numpy
 
-__all__ = ["dtype", "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool_",
+try:
+    import ml_dtypes as _ml_dtypes
+except ImportError:     # optional: bfloat16 only
+    _ml_dtypes = None
+
+__all__ = ["dtype", "bfloat16", "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool_",
            "get_default_dtype", "set_default_dtype", "as_dtype", "result_type", "promote_scalar"]
 
 
@@ -26,10 +34,11 @@ class dtype:
     def __init__(self, name: str, np_type):
         self.name = name
         self.np = numpy.dtype(np_type)
-        self.is_floating_point = self.np.kind == "f"
-        self.is_signed = self.np.kind in "fi"
+        kind = "f" if name == "bfloat16" else self.np.kind     # ml_dtypes' bfloat16 has NumPy kind 'V'
+        self.is_floating_point = kind == "f"
+        self.is_signed = kind in "fi"
         self.itemsize = self.np.itemsize
-        self.category = {"b": 0, "u": 1, "i": 1, "f": 2}[self.np.kind]
+        self.category = {"b": 0, "u": 1, "i": 1, "f": 2}[kind]
 
     def __repr__(self):
         return f"ember.{self.name}"
@@ -48,7 +57,32 @@ int32 = int = dtype("int32", numpy.int32)
 int64 = long = dtype("int64", numpy.int64)
 bool_ = dtype("bool", numpy.bool_)
 
-_ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool_)
+
+class _MissingDtype(dtype):
+    """Stands for a dtype whose package is not installed: any use raises an error saying what to install."""
+
+    __slots__ = ("_package",)
+
+    def __init__(self, name: str, package: str):
+        self.name, self.is_floating_point, self.is_signed, self.itemsize, self.category = name, True, True, 2, 2
+        self._package = package
+
+    def __getattribute__(self, attr):
+        if attr == "np":
+            raise TypeError(f"ember.{object.__getattribute__(self, 'name')} needs the "
+                            f"{object.__getattribute__(self, '_package')} package: pip install "
+                            f"{object.__getattribute__(self, '_package')}")
+        return object.__getattribute__(self, attr)
+
+
+if _ml_dtypes is not None:
+    bfloat16 = dtype("bfloat16", _ml_dtypes.bfloat16)
+    BF16_NP = bfloat16.np       # the NumPy dtype, for quick identity checks in the op machinery
+else:   # pragma: no cover - ml_dtypes comes with onnx
+    bfloat16 = _MissingDtype("bfloat16", "ml_dtypes")
+    BF16_NP = None
+
+_ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool_) + ((bfloat16,) if BF16_NP else ())
 _BY_NP = {d.np: d for d in _ALL}
 _BY_NAME = {d.name: d for d in _ALL}
 _BY_NAME.update({"half": float16, "float": float32, "double": float64, "long": int64, "int": int32,
@@ -79,6 +113,7 @@ def set_default_dtype(d) -> None:
 def as_dtype(d) -> dtype:
     """Turn an Ember dtype, NumPy dtype, Python type or name into an Ember dtype."""
     if isinstance(d, dtype):
+        d.np    # noqa: B018  (a missing optional dtype raises here, naming its package)
         return d
     if d is None:
         return _defaults.float
@@ -90,6 +125,8 @@ def as_dtype(d) -> dtype:
         return _defaults.float
     if isinstance(d, str) and d in _BY_NAME:
         return _BY_NAME[d]
+    if isinstance(d, str) and d == "bfloat16":     # only reached without ml_dtypes: raises, naming it
+        return as_dtype(bfloat16)
     try:
         return _BY_NP[numpy.dtype(d)]
     except (TypeError, KeyError):
@@ -112,14 +149,17 @@ def result_type(a, b):
     ca, cb = _BY_NP[a].category, _BY_NP[b].category
     if ca != cb:
         return a if ca > cb else b
-    return numpy.promote_types(a, b)
+    try:
+        return numpy.promote_types(a, b)
+    except TypeError:       # bfloat16 with float16 has no common NumPy type: float32, as PyTorch
+        return float32.np
 
 
 def promote_scalar(np_dtype, scalar):
     """NumPy dtype of ``tensor op scalar`` (PyTorch rule: scalars widen only across categories)."""
     kind = np_dtype.kind
     if isinstance(scalar, (builtins.float, numpy.floating)):
-        return np_dtype if kind == "f" else _defaults.float.np
+        return np_dtype if kind == "f" or np_dtype == BF16_NP else _defaults.float.np
     if isinstance(scalar, (builtins.bool, numpy.bool_)):
         return np_dtype
     return np_dtype if kind != "b" else int64.np

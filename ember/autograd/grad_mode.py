@@ -12,6 +12,7 @@ class _State(threading.local):
     tracer = None      # graph mode: the ember.jit tracer that records every op call, when one is active
     lazy = None        # lazy mode: the recorder of an ``ember.lazy()`` block
     lazy_type = None   # ember.graph.lazy.LazyArray, once that module is loaded
+    autocast = None    # ember.autocast: the active casting state (None when off, so Op.apply pays one lookup)
 
 
 _state = _State()

@@ -10,8 +10,13 @@ from __future__ import annotations
 import weakref
 
 from ..backend import array_module, ndarray_types
+from ..dtypes import BF16_NP, float32
 from ..tensor import Tensor, _wrap
 from .grad_mode import _state
+
+# ml_dtypes' bfloat16 has NumPy kind 'V': results of that dtype are recorded as floating too
+# (without ml_dtypes, float32: never reached, since float32 results pass the kind test first)
+_BF16 = BF16_NP if BF16_NP is not None else float32.np
 
 __all__ = ["Node", "Op", "AccumulateGrad", "RemovableHandle", "OpError", "describe"]
 
@@ -119,6 +124,8 @@ class Op(Node):
     @classmethod
     def apply(cls, *inputs, **attrs):
         """Run the op on Tensors (or Python scalars) and record it when a gradient is needed."""
+        if _state.autocast is not None:          # ember.autocast: cast the inputs per the op lists, then run
+            return _state.autocast.apply(cls, inputs, attrs)
         if _state.lazy is not None:              # lazy mode: record, compute later (if the op has a shape rule)
             deferred = _state.lazy.defer(cls, attrs, inputs)
             if deferred is not None:
@@ -154,7 +161,7 @@ class Op(Node):
         if _state.tracer is not None:
             _state.tracer.record(cls, attrs, inputs, (result,), node)
         out = result.data
-        if _state.enabled and cls.differentiable and out.dtype.kind == "f":
+        if _state.enabled and cls.differentiable and (out.dtype.kind == "f" or out.dtype == _BF16):
             if _record_edges(node, inputs):
                 if cls.save_output:
                     node.out_data = out
@@ -201,8 +208,8 @@ def _apply_multi(node, inputs, outs, first, first_t):
     per output (zeros for outputs that were not used).
     """
     results = [_adopt(o, node.xp, first, first_t) for o in outs]
-    if _state.enabled and type(node).differentiable and all(r.data.dtype.kind == "f" for r in results) \
-            and _record_edges(node, inputs):
+    if _state.enabled and type(node).differentiable \
+            and all(r.data.dtype.kind == "f" or r.data.dtype == _BF16 for r in results) and _record_edges(node, inputs):
         node.n_outputs = len(results)
         node.out_meta = [(r.data.shape, r.data.dtype) for r in results]
         for i, r in enumerate(results):

@@ -25,6 +25,7 @@ from ..metrics import Mean
 from ..optim import Optimizer
 from ..tensor import Tensor, _wrap
 from . import compile_utils as cu
+from .mixed_precision import MixedPrecision, amp_context, parse_policy, to_float32
 from .data_adapter import make_batches, split_arrays, to_arrays, unpack_x_y_sample_weight
 
 __all__ = ["Trainer"]
@@ -65,7 +66,7 @@ class Trainer:
 
     # ------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
-                run_eagerly=None, jit_compile=None, jit: bool = False) -> None:
+                run_eagerly=None, jit_compile=None, jit: bool = False, mixed_precision=None) -> None:
         """Set the optimizer, loss(es) and metrics (Keras' ``compile``).
 
         ``optimizer``: a name (``'adam'``, ``'sgd'``, ``'rmsprop'``, ``'adamw'``, ``'adagrad'``, with Keras'
@@ -75,6 +76,9 @@ class Trainer:
         name. ``jit=True`` (or Keras' ``jit_compile=True``) runs each training, evaluation and prediction step
         through graph mode (:func:`ember.jit`): forward, loss, backward and optimizer update as one traced
         graph per batch shape; losses and metrics are tracked outside it. ``run_eagerly=True`` overrides it.
+        ``mixed_precision='bf16'`` or ``'fp16'`` runs the forward pass under :func:`ember.autocast` with float32
+        weights, losses and metrics (fp16 adds an :class:`ember.amp.GradScaler`), see
+        :mod:`ember.models.mixed_precision`.
         """
         d = self.__dict__
         if not isinstance(optimizer, Optimizer):
@@ -87,6 +91,12 @@ class Trainer:
         d["_compile_loss"] = d["_compile_metrics"] = None
         d["run_eagerly"], d["jit_compile"] = bool(run_eagerly), bool(jit_compile)
         d["_jit"] = bool(jit or jit_compile) and not run_eagerly
+        policy = parse_policy(mixed_precision)
+        if policy == "fp16" and d["_jit"]:
+            raise ValueError("compile: mixed_precision='fp16' cannot be combined with jit=True: the loss scaler skips "
+                             "steps whose gradients overflow, a data-dependent branch a traced step cannot hold; "
+                             "use mixed_precision='bf16' (no scaler needed) or jit=False")
+        d["_mixed_precision"] = MixedPrecision(policy, self.parameters()) if policy else None
         d["_jit_steps"] = {}
         d["compiled"] = True
         if d["optimizer"] is None and any(p.requires_grad for p in self.parameters()):
@@ -203,23 +213,38 @@ class Trainer:
             fn = steps[kind] = JitFunction(getattr(self, f"_{kind}_core"), module=self)
         return fn
 
+    def _forward(self, x):
+        """``self(x)``, under autocast with float32 outputs when compiled with ``mixed_precision``."""
+        if self.__dict__.get("_mixed_precision") is None:
+            return self(x)
+        with amp_context(self):
+            y_pred = self(x)
+        return to_float32(y_pred)
+
+    def _backward_step(self, loss) -> None:
+        mp = self.__dict__.get("_mixed_precision")
+        if mp is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            mp.backward_and_step(loss, self.optimizer)
+
     def _train_core(self, x, y, sw):
         self.optimizer.zero_grad()
-        y_pred = self(x)
+        y_pred = self._forward(x)
         total, tracked = self._loss_terms(y, y_pred, sw)
-        total.backward()
-        self.optimizer.step()
+        self._backward_step(total)
         return total, tracked, y_pred
 
     def _test_core(self, x, y, sw):
         with no_grad():
-            y_pred = self(x)
+            y_pred = self._forward(x)
             total, tracked = self._loss_terms(y, y_pred, sw)
         return total, tracked, y_pred
 
     def _predict_core(self, x):
         with no_grad():
-            return self(x)
+            return self._forward(x)
 
     def _jit_loss_step(self, kind: str, x, y, sw) -> dict:
         x, y, sw = (_tensors(v) for v in (self._prepare_inputs(x), y, sw))
@@ -243,10 +268,9 @@ class Trainer:
         if self.__dict__.get("_jit"):
             return self._jit_loss_step("train", x, y, sw)
         self.optimizer.zero_grad()
-        y_pred = self(self._prepare_inputs(x))
+        y_pred = self._forward(self._prepare_inputs(x))
         loss = self.compute_loss(x, y, y_pred, sw)
-        loss.backward()
-        self.optimizer.step()
+        self._backward_step(loss)
         return self._update_metrics(y, y_pred, sw)
 
     def test_step(self, data) -> dict:
@@ -254,7 +278,7 @@ class Trainer:
         if self.__dict__.get("_jit") and y is not None:
             return self._jit_loss_step("test", x, y, sw)
         with no_grad():
-            y_pred = self(self._prepare_inputs(x))
+            y_pred = self._forward(self._prepare_inputs(x))
             self.compute_loss(x, y, y_pred, sw)
         return self._update_metrics(y, y_pred, sw)
 
@@ -263,7 +287,7 @@ class Trainer:
         if self.__dict__.get("_jit"):
             return self._jit_step("predict")(_tensors(self._prepare_inputs(x)))
         with no_grad():
-            return self(self._prepare_inputs(x))
+            return self._forward(self._prepare_inputs(x))
 
     # ------------------------------------------------------------ loops
     def _callbacks(self, callbacks, verbose, epochs: int, steps, history: bool):
