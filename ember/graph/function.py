@@ -13,10 +13,13 @@ Tracing more than ``max_traces`` signatures warns: a shape that changes every ca
 ``debug=True`` also runs the function eagerly at every call and compares each node of the optimised graph
 with the eager value, naming the first that differs; a training step (a graph with side effects) is
 compared with its traced graph run op by op instead, so that the model is updated once.
+``cuda_graph=True`` replays a whole step on CuPy arrays as one captured CUDA Graph
+(:mod:`ember.graph.cuda_graph`); on NumPy graphs it is accepted and has no effect.
 """
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
 
 import numpy
@@ -59,13 +62,16 @@ class _Entry:
         # each op's apply, so that autograd records a replay whose result needs gradients
         self.recorded = not graph.effects and not any(getattr(n.op, "reads_forward_state", False)
                                                       for n in graph.nodes)
+        self.replay = None                      # a CudaGraphStep, with cuda_graph=True on CuPy arrays
 
 
 class JitFunction:
     """The callable that :func:`jit` returns; ``graphs`` holds the optimised graph per signature."""
 
-    def __init__(self, fn, optimize: bool = True, debug: bool = False, max_traces: int = 8, module=None):
+    def __init__(self, fn, optimize: bool = True, debug: bool = False, max_traces: int = 8, module=None,
+                 cuda_graph: bool = False):
         self.fn, self.optimize, self.debug, self.max_traces, self.module = fn, optimize, debug, max_traces, module
+        self.cuda_graph = cuda_graph
         self.cache: dict = {}
         self.traces = 0
         functools.update_wrapper(self, fn, updated=())
@@ -102,6 +108,8 @@ class JitFunction:
         else:                                    # inference, or a whole training step (backward in the graph)
             if self.debug and g.effects:         # a training step: checked op by op, updating the model once
                 arrays = self._check_step(entry, leaves)[:g.n_results]
+            elif entry.replay is not None:       # a captured CUDA Graph (cuda_graph=True on CuPy arrays)
+                arrays = entry.replay.run([t.data for t in leaves])[:g.n_results]
             else:
                 arrays = g.run(*[t.data for t in leaves])[:g.n_results]
             # an output a pass reduced to an input or parameter (x * 1 -> x) is copied, as eager would make it anew
@@ -125,12 +133,20 @@ class JitFunction:
             from .passes import optimize
             graph = optimize(_copy(graph))
             # fused kernels run on arrays only: not where autograd must record the replay, nor in debug mode
-            # (which compares every node with eager), nor on CuPy (no GPU kernels yet)
+            # (which compares every node with eager); NumPy graphs get numba loops, CuPy graphs CUDA kernels
             probe = _Entry(graph, None)
             recorded = _state.enabled and probe.recorded and (probe.needs_grad or any(t.requires_grad for t in leaves))
-            if not (recorded or self.debug) and all(type(t.data).__module__ == "numpy" for t in leaves):
+            backend = _backend_of(graph, leaves)
+            if not (recorded or self.debug) and backend == "numpy":
                 graph = fuse_elementwise(fuse_epilogues(graph))
-        self.cache[key] = _Entry(graph.freeze(), traced if self.debug else None)
+            elif not (recorded or self.debug) and backend == "cupy":
+                graph = fuse_elementwise(graph, _cupy())
+        entry = self.cache[key] = _Entry(graph.freeze(), traced if self.debug else None)
+        if self.cuda_graph and not self.debug and _backend_of(graph, leaves) == "cupy":
+            from .cuda_graph import CudaGraphStep
+            recorded = _state.enabled and entry.recorded and (entry.needs_grad or any(t.requires_grad for t in leaves))
+            if not recorded:                     # a replay that autograd records cannot be one captured graph
+                entry.replay = CudaGraphStep(entry.graph, _cupy())
         return result
 
     def _check(self, entry, args, kwargs, leaves):
@@ -178,6 +194,21 @@ def _compare(traced_nodes, wants, keep: dict, what: str) -> None:
                     if got.shape == want.shape else f"shape {got.shape} vs {want.shape}")
             raise JitMismatchError(f"ember.jit(debug=True): node {i} ({n.name}, output {j}, {v.type_str()}) "
                                    f"differs from {what} (max abs diff {diff})")
+
+
+def _backend_of(graph: Graph, leaves) -> str | None:
+    """``"numpy"`` or ``"cupy"`` when every input and captured array of the graph is of that library, else None."""
+    arrays = [t.data for t in leaves] + [v.tensor.data for n in graph.nodes for v in n.value_args()
+                                         if v.kind == "captured"]
+    libraries = {type(a).__module__.partition(".")[0] for a in arrays}
+    if not libraries:                   # nothing read but constants: the graph runs on the default, NumPy
+        return "numpy"
+    return libraries.pop() if len(libraries) == 1 and libraries <= {"numpy", "cupy"} else None
+
+
+def _cupy():
+    """The CuPy module, already imported since the graph's arrays are CuPy's (only the backend imports it)."""
+    return sys.modules["cupy"]
 
 
 def _leaves_of(args, kwargs) -> list:
@@ -250,11 +281,13 @@ def _run_recorded(graph: Graph, leaves) -> list:
     return [read(v) for v in graph.outputs]
 
 
-def jit(fn=None, *, optimize: bool = True, debug: bool = False, max_traces: int = 8):
+def jit(fn=None, *, optimize: bool = True, debug: bool = False, max_traces: int = 8, cuda_graph: bool = False):
     """Compile ``fn`` (a function of tensors, or an ``nn.Module``) to graphs traced per input signature.
 
     Usable as ``ember.jit(f)``, ``@ember.jit`` or ``@ember.jit(debug=True)``. See :mod:`ember.jit.function`
     for when it traces and how a cached graph runs; :mod:`ember.graph.trace` for what tracing freezes.
+    ``cuda_graph=True``: a fixed-shape step on CuPy arrays is captured once and replayed as a CUDA Graph
+    (:class:`ember.graph.cuda_graph.CudaGraphStep`); ignored on NumPy.
 
     >>> import ember
     >>> @ember.jit
@@ -266,8 +299,8 @@ def jit(fn=None, *, optimize: bool = True, debug: bool = False, max_traces: int 
     ([3.0, 3.0, 3.0], 1)
     """
     if fn is None:
-        return lambda f: jit(f, optimize=optimize, debug=debug, max_traces=max_traces)
+        return lambda f: jit(f, optimize=optimize, debug=debug, max_traces=max_traces, cuda_graph=cuda_graph)
     from ..nn.module import Module
     if isinstance(fn, Module):
-        return JitFunction(fn.__call__, optimize, debug, max_traces, module=fn)
-    return JitFunction(fn, optimize, debug, max_traces)
+        return JitFunction(fn.__call__, optimize, debug, max_traces, module=fn, cuda_graph=cuda_graph)
+    return JitFunction(fn, optimize, debug, max_traces, cuda_graph=cuda_graph)

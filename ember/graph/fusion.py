@@ -4,10 +4,11 @@ NumPy runs ``p - (b * 0.9 + g) * lr`` as four passes over memory, each allocatin
 kernel reads ``p``, ``b`` and ``g`` once and writes the result once. Groups are built from the ops in
 ``_EXPRESSIONS`` whose array arguments all have the output's shape and dtype (0-d arrays and Python numbers
 broadcast as scalars), then a loop is generated from the group (Python source, made here from the graph,
-never read from a file) and compiled with numba for NumPy arrays; the design leaves room for a CuPy
-``ElementwiseKernel`` per group on the GPU. Arithmetic keeps NumPy's types: a Python number meets a float32
-array as a float32 constant, and no ``fastmath``, so ``+ - * /`` and ``sqrt`` round exactly as NumPy does
-(``exp``, ``log`` and ``tanh`` may differ from NumPy's by an ulp).
+never read from a file) and compiled with numba for NumPy arrays, or, for a graph run on CuPy arrays, written
+as the C body of one CuPy ``ElementwiseKernel`` (:func:`cuda_kernel_spec`; float32/float64 groups only; 0-d
+inputs are ``raw`` scalars read once, ``into`` targets are in/out parameters). Arithmetic keeps NumPy's
+types: a Python number meets a float32 array as a float32 constant, and no ``fastmath``, so ``+ - * /`` and
+``sqrt`` round exactly as NumPy does (``exp``, ``log`` and ``tanh`` may differ from NumPy's by an ulp).
 
 The fused node is placed right after the last producer of its inputs; a group is fused only when every
 outside reader of its values comes after that point (so that the graph stays in order), and when none of
@@ -29,7 +30,7 @@ from ..ops.where import Where
 from .ir import Graph, Node, Value
 from .passes import _pinned
 
-__all__ = ["available", "fuse_elementwise", "FusedElementwise"]
+__all__ = ["available", "fuse_elementwise", "FusedElementwise", "cuda_kernel_spec"]
 
 available = importlib.util.find_spec("numba") is not None
 
@@ -40,12 +41,13 @@ _EXPRESSIONS = {Add: "({0} + {1})", Sub: "({0} - {1})", Mul: "({0} * {1})", Div:
 _SYMBOLS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 _COMPARE = {c for c in _ew._Compare.__subclasses__() if c.name_ in _SYMBOLS}     # float operands, bool result
 _EXPRESSIONS.update({c: f"({{0}} {_SYMBOLS[c.name_]} {{1}})" for c in _COMPARE})
-_KERNELS: dict = {}      # source hash -> compiled kernel
+_KERNELS: dict = {}      # source hash -> compiled kernel (numba), or CuPy ElementwiseKernel for a "cuda" key
 
 
 class FusedElementwise(Op):
     """A fused group (:func:`fuse_elementwise`): allocates the outputs and runs the compiled loop over the
-    flattened arrays. ``into`` names outputs that the loop writes into an input's own array instead (a training
+    flattened arrays (NumPy), or launches the group's CuPy ``ElementwiseKernel`` (a ``"cuda-"`` key; unverified
+    without a GPU). ``into`` names outputs that the loop writes into an input's own array instead (a training
     step's new parameter or optimizer state, see :func:`fuse_elementwise`). Memory: the other outputs only."""
 
     name_ = "fused"
@@ -53,9 +55,18 @@ class FusedElementwise(Op):
 
     def forward(self, *inputs, key, ops, shape, dtype, n_out, into=()):
         xp = self.xp
-        n = int(numpy.prod(shape, dtype=numpy.int64))
         into = dict(into)                   # output k -> input j: written into that input's own array
         dtypes = dtype if isinstance(dtype, tuple) else (dtype,) * n_out
+        if key.startswith("cuda-"):         # one CuPy ElementwiseKernel: inputs, then in/out targets, then outputs
+            outs = [None if k in into else xp.empty(shape, dtypes[k]) for k in range(n_out)]
+            targets = set(into.values())
+            # a 0-d input goes in as a 1-element view (a raw parameter read as x[0]; same memory, no copy)
+            _KERNELS[key](*[a.reshape(1) if a.ndim == 0 else a for j, a in enumerate(inputs) if j not in targets],
+                          *[inputs[j] for _, j in sorted(into.items())], *[o for o in outs if o is not None])
+            for k, j in into.items():
+                outs[k] = inputs[j]
+            return outs[0] if n_out == 1 else tuple(outs)
+        n = int(numpy.prod(shape, dtype=numpy.int64))
         outs = [None if k in into else xp.empty(shape, dtypes[k]) for k in range(n_out)]
         flat = [xp.ascontiguousarray(a).reshape(-1) if hasattr(a, "shape") else a for a in inputs]
         _KERNELS[key](n, *flat, *[o.reshape(-1) for o in outs if o is not None])
@@ -67,9 +78,10 @@ class FusedElementwise(Op):
         return outs[0] if n_out == 1 else tuple(outs)
 
 
-def _fusible(n: Node, pinned: set) -> bool:
+def _fusible(n: Node, pinned: set, floats_ok=None) -> bool:
     """Whether ``n`` can join a group: an op of ``_EXPRESSIONS`` whose array arguments have its shape (or are
-    0-d) and one float dtype; booleans only as a comparison's result or a ``where``'s condition."""
+    0-d) and one float dtype (one of ``floats_ok`` when given); booleans only as a comparison's result or a
+    ``where``'s condition."""
     if n.op not in _EXPRESSIONS or id(n) in pinned or len(n.outputs) != 1 or n.attrs:
         return False
     out = n.outputs[0]
@@ -87,6 +99,8 @@ def _fusible(n: Node, pinned: set) -> bool:
         if out.dtype.kind != "f":
             return False
         kind = out.dtype
+    if floats_ok is not None and kind not in floats_ok:
+        return False
     for a in n.args[1:] if n.op is Where else n.args:
         if isinstance(a, Value):
             if a.dtype != kind or a.shape not in (out.shape, ()):
@@ -101,9 +115,9 @@ def _float_dtype(group):
     return next(v.dtype for n in group for v in n.value_args() + n.outputs if v.dtype.kind == "f")
 
 
-def _groups(g: Graph, pinned: set) -> list:
+def _groups(g: Graph, pinned: set, floats_ok=None) -> list:
     """Connected fusible nodes of one output shape (union-find over producer -> consumer edges), in order."""
-    nodes = [n for n in g.nodes if _fusible(n, pinned)]
+    nodes = [n for n in g.nodes if _fusible(n, pinned, floats_ok)]
     parent = {id(n): id(n) for n in nodes}
 
     def find(k):
@@ -190,13 +204,97 @@ def _compile(source: str) -> str:
     return key
 
 
-def fuse_elementwise(g: Graph) -> Graph:
+_CUDA_FLOATS = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
+_CTYPES = {"float32": "float", "float64": "double", "bool": "bool"}
+_CUDA_EXPRESSIONS = {Add: "({0} + {1})", Sub: "({0} - {1})", Mul: "({0} * {1})", Div: "({0} / {1})",
+                     # NumPy's maximum/minimum propagate NaN, CUDA's fmax/fmin do not: the first NaN wins
+                     Maximum: "(({0} != {0} || {0} > {1}) ? {0} : {1})",
+                     Minimum: "(({0} != {0} || {0} < {1}) ? {0} : {1})", Neg: "(-{0})",
+                     Exp: "exp({0})", Log: "log({0})", Sqrt: "sqrt({0})", Tanh: "tanh({0})",
+                     Where: "({0} ? {1} : {2})"}
+_CUDA_EXPRESSIONS.update({c: f"({{0}} {_SYMBOLS[c.name_]} {{1}})" for c in _COMPARE})
+_SPECIAL = {("float32", "inf"): "__int_as_float(0x7f800000)", ("float32", "-inf"): "__int_as_float(0xff800000)",
+            ("float32", "nan"): "__int_as_float(0x7fc00000)",
+            ("float64", "inf"): "__longlong_as_double(0x7ff0000000000000LL)",
+            ("float64", "-inf"): "__longlong_as_double(0xfff0000000000000LL)",
+            ("float64", "nan"): "__longlong_as_double(0x7ff8000000000000LL)"}
+
+
+def _c_literal(value: float, dtype) -> str:
+    """A C constant of the group's float type (a double literal rounded once, as ``numpy.float32(value)``)."""
+    name, text = numpy.dtype(dtype).name, repr(float(value))
+    if (name, text) in _SPECIAL:
+        return _SPECIAL[name, text]
+    return f"({_CTYPES[name]})({text})"
+
+
+def cuda_kernel_spec(group, inputs, outputs, dtype, into=()) -> dict:
+    """The CuPy ``ElementwiseKernel`` of ``group``: ``{"in_params", "out_params", "operation", "name"}``.
+
+    Inputs are ``x<i>`` typed from their Values; 0-d inputs are ``raw`` and read once as ``x<i>[0]`` (so a
+    learning rate kept in a device array is read on the device, which a CUDA Graph replay needs); an output
+    in ``into`` (output index -> input index) makes that input an in/out parameter, listed first among the
+    outputs in output order, then the new outputs ``out<k>``. The kernel is called with the inputs (those not
+    written) in order, then the in/out inputs, then the new output arrays (:class:`FusedElementwise`).
+    """
+    into = dict(into)
+    targets = {j: k for k, j in into.items()}
+    names = {v.id: f"x{i}" for i, v in enumerate(inputs)}
+    temps = {n.outputs[0].id: f"t{j}" for j, n in enumerate(group)}
+    ins, reads = [], []
+    for i, v in enumerate(inputs):
+        ctype = _CTYPES[v.dtype.name]
+        if i in targets:
+            continue
+        if v.shape == ():
+            ins.append(f"raw {v.dtype.name} x{i}")
+            reads.append(f"const {ctype} x{i}v = x{i}[0];")
+            names[v.id] = f"x{i}v"
+        else:
+            ins.append(f"{v.dtype.name} x{i}")
+    outs = [f"{inputs[j].dtype.name} x{j}" for _, j in sorted(into.items())]
+    outs += [f"{v.dtype.name} out{k}" for k, v in enumerate(outputs) if k not in into]
+    body, consts = [], {}
+    for j, n in enumerate(group):
+        args = []
+        for a in n.args:
+            if isinstance(a, Value):
+                args.append(names[a.id] if a.id in names else temps[a.id])
+            else:
+                lit = repr(float(a))
+                if lit not in consts:
+                    consts[lit] = f"c{len(consts)}"
+                    reads.append(f"const {_CTYPES[numpy.dtype(dtype).name]} {consts[lit]} = "
+                                 f"{_c_literal(float(a), dtype)};")
+                args.append(consts[lit])
+        v = n.outputs[0]
+        body.append(f"const {_CTYPES[v.dtype.name]} {temps[v.id]} = {_CUDA_EXPRESSIONS[n.op].format(*args)};")
+    for k, v in enumerate(outputs):
+        body.append(f"{f'x{into[k]}' if k in into else f'out{k}'} = {temps[v.id]};")
+    operation = "\n".join(reads + body)
+    digest = hashlib.sha1("|".join([", ".join(ins), ", ".join(outs), operation]).encode()).hexdigest()[:16]
+    return {"in_params": ", ".join(ins), "out_params": ", ".join(outs), "operation": operation,
+            "name": f"ember_fused_{digest}"}
+
+
+def _compile_cuda(spec: dict, xp) -> str:
+    """Build (once per distinct kernel) the CuPy ``ElementwiseKernel`` of ``spec``; its key in ``_KERNELS``.
+    CuPy compiles it with NVRTC at its first launch and caches the binary on disk. Unverified without a GPU."""
+    key = "cuda-" + spec["name"][len("ember_fused_"):]
+    if key not in _KERNELS:
+        _KERNELS[key] = xp.ElementwiseKernel(spec["in_params"], spec["out_params"], spec["operation"], spec["name"])
+    return key
+
+
+def fuse_elementwise(g: Graph, xp=numpy) -> Graph:
     """Replace each fusible group of two or more nodes by one :class:`FusedElementwise` node (in place).
 
     The fused node takes the group's place at its last node and outputs the group's values that anything
-    outside reads (the same Value objects, so readers are unchanged).
+    outside reads (the same Value objects, so readers are unchanged). ``xp``: the array module the graph
+    runs on; CuPy gets one ``ElementwiseKernel`` per group (float32/float64 groups), NumPy a numba loop.
     """
-    if not available:
+    cuda = getattr(xp, "__name__", "") == "cupy"
+    if not (cuda or available):
         return g
     pinned = _pinned(g)
     position = {id(n): i for i, n in enumerate(g.nodes)}
@@ -208,7 +306,7 @@ def fuse_elementwise(g: Graph) -> Graph:
     effect_of = _copy_effects(g)
     slots: dict = {}                               # original index -> fused nodes to place right after it
     removed = set()
-    for group in _groups(g, pinned):
+    for group in _groups(g, pinned, _CUDA_FLOATS if cuda else None):
         members = {id(n) for n in group}
         made = {n.outputs[0].id for n in group}
         inputs = list({a.id: a for n in group for a in n.value_args() if a.id not in made}.values())
@@ -229,7 +327,10 @@ def fuse_elementwise(g: Graph) -> Graph:
             continue
         out = group[-1].outputs[0]
         into = _in_place(g, outputs, inputs, after, effect_of, readers, members)
-        key = _compile(_source(group, inputs, outputs, _float_dtype(group), into))
+        if cuda:
+            key = _compile_cuda(cuda_kernel_spec(group, inputs, outputs, _float_dtype(group), into), xp)
+        else:
+            key = _compile(_source(group, inputs, outputs, _float_dtype(group), into))
         dtypes = tuple(v.dtype for v in outputs)
         attrs = {"key": key, "ops": "+".join(n.name for n in group), "shape": out.shape,
                  "dtype": dtypes[0] if len(set(dtypes)) == 1 else dtypes, "n_out": len(outputs)}

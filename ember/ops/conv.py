@@ -13,15 +13,16 @@ With ``y = conv(x, w)``: ``dx = ConvTranspose2d(g, w)``, ``dw = Conv2dWeightGrad
 gradients of those two follow from bilinearity (see their ``backward``). With float32 NumPy arrays and
 the oneDNN library installed (:mod:`ember.backend.onednn`), the three ops run oneDNN's direct convolutions
 instead (no patch matrix; memory: blocked copies of the operands and the result), keeping the same ops
-and gradients; everything else (float64, CuPy, geometries oneDNN declines) takes the im2col path. A plain (not recorded)
-backward takes a fused path: ``rows(g)`` is built once, and the weight gradient reuses the patch
+and gradients; on CuPy arrays the same three run cuDNN (:mod:`ember.backend.cudnn`) where it accepts the
+geometry; everything else (float64 NumPy, geometries either library declines) takes the im2col path.
+A plain (not recorded) backward takes a fused path: ``rows(g)`` is built once, and the weight gradient reuses the patch
 matrix that the forward kept, instead of rebuilding it. Workspace arrays that never leave an op come
 from :func:`ember.backend.scratch`, which recycles them between steps.
 """
 from __future__ import annotations
 
 from ..autograd.grad_mode import _state
-from ..backend import onednn, scratch
+from ..backend import cudnn, onednn, scratch
 from ._util import Op, OpError, Tensor, _wrap, describe
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
@@ -148,6 +149,10 @@ def _conv_transpose2d(xp, g, w, x_shape, stride, pad, dilation, groups, rows=Non
         out = onednn.conv_backward_data(g, w, x_shape, stride, pad, dilation, groups)
         if out is not None:
             return out
+    elif cudnn.usable(xp, g, w):
+        out = cudnn.conv_backward_data(g, w, x_shape, stride, pad, dilation, groups)
+        if out is not None:
+            return out
     o, cg, kh, kw = w.shape
     n, c, h, wd = x_shape
     oh, ow = g.shape[2:]
@@ -170,6 +175,10 @@ def _conv2d_weight_grad(xp, x, g, kernel, stride, pad, dilation, groups):
         out = onednn.conv_backward_weights(x, g, kernel, stride, pad, dilation, groups)
         if out is not None:
             return out
+    elif cudnn.usable(xp, x, g):
+        out = cudnn.conv_backward_weights(x, g, kernel, stride, pad, dilation, groups)
+        if out is not None:
+            return out
     cols = _im2col(xp, x, kernel, stride, pad, dilation, g.shape[2:])
     return _weight_gemm(xp, _grad_rows(xp, g), cols, groups, (g.shape[1], x.shape[1] // groups, *kernel))
 
@@ -190,6 +199,8 @@ class Conv2d(Op):
     def forward(self, x, w, b=None, *, stride, pad, dilation, groups, out_hw):
         xp = self.xp
         out = onednn.conv_forward(x, w, b, stride, pad, dilation, groups, out_hw) if onednn.usable(xp, x, w) else None
+        if out is None and cudnn.usable(xp, x, w, *(() if b is None else (b,))):
+            out = cudnn.conv_forward(x, w, b, stride, pad, dilation, groups, out_hw)
         if out is not None:                 # a direct convolution, no patch matrix: the backward runs the ops
             return out
         cols = _im2col(xp, x, w.shape[2:], stride, pad, dilation, out_hw)
@@ -241,8 +252,9 @@ class ConvTranspose2d(Op):
         g, w = self.saved_tensors
         p = _geometry(self.attrs)
         eg, ew = self.edges
-        # plain backward (no oneDNN): one patch matrix of h serves both gradients
-        if eg and ew and not _state.enabled and not onednn.usable(self.xp, h.data):
+        # plain backward (no oneDNN, no cuDNN): one patch matrix of h serves both gradients
+        if eg and ew and not _state.enabled and not onednn.usable(self.xp, h.data) and \
+                not cudnn.usable(self.xp, h.data, w.data):
             xp, kernel, out_hw = self.xp, w.data.shape[2:], g.data.shape[2:]
             cols = _im2col(xp, h.data, kernel, p["stride"], p["pad"], p["dilation"], out_hw)
             gw = _weight_gemm(xp, _grad_rows(xp, g.data), cols, p["groups"], w.data.shape)

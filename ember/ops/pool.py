@@ -11,7 +11,7 @@ from __future__ import annotations
 
 
 from ..autograd.grad_mode import _state
-from ..backend import onednn
+from ..backend import cudnn, onednn
 from ._util import Op, OpError, Tensor, _wrap
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
@@ -209,6 +209,12 @@ class _MaxPool(Op):
             res = onednn.max_pool_forward(x, k, s, p, d, out)
             if res is not None:
                 best, self.arg = res
+                return best
+        # cuDNN gives the maxima but not the offsets a gradient needs: used when none is recorded
+        if not _state.enabled and cudnn.usable(xp, x) and xp.isfinite(x.sum()):
+            best = cudnn.max_pool_forward(x, k, s, p, d, out)
+            if best is not None:
+                self.arg = None
                 return best
         if _state.enabled:
             best, self.arg = _window_max_arg(self.xp, x, k, s, p, d, out)
