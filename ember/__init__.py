@@ -30,6 +30,7 @@ from . import graph  # noqa: E402  (graph mode)
 from .graph import jit, lazy, realize  # noqa: E402
 from . import onnx  # noqa: E402  (export, import; needs the onnx extra when called)
 from . import amp  # noqa: E402  (mixed precision)
+from . import cuda  # noqa: E402  (ember.cuda.is_available(), memory statistics, seeds)
 from .amp import autocast  # noqa: E402
 
 bool = bool_   # noqa: A001  (ember.bool, as torch.bool)

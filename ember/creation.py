@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import builtins
+import functools
 
 from . import dtypes as _dt
 from .backend import device as _device
-from .backend import ndarray_types, rng
+from .backend import STRICT, move, ndarray_types, rng, to_host
+from .backend.strict import StrictArray as _StrictArray
 from .tensor import Tensor, _wrap
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "arange", "linspace", "eye",
@@ -17,11 +19,38 @@ def _xp(device):
     return _device(device if device is not None else "cpu").xp
 
 
+def _on_device(fn):
+    """Run a factory with its ``device=`` GPU current, so CuPy allocates (and draws random numbers) there."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        dev = kwargs.get("device")
+        if dev is None or dev == "cpu":
+            return fn(*args, **kwargs)
+        d = _device(dev)
+        if d.type == "cpu":
+            return fn(*args, **kwargs)
+        with d.xp.cuda.Device(d.index):
+            return fn(*args, **kwargs)
+    return call
+
+
+def _on(a, device):
+    """Array ``a`` (made on the host, e.g. by the CPU generator) moved to ``device`` when one is given."""
+    if device is None or device == "cpu":
+        return _device("cpu").xp.asarray(a) if STRICT else a   # a strict array under EMBER_STRICT_BACKEND=1
+    return move(a, _device(device))
+
+
+_host_types = _StrictArray
+
+
 def _to_array(data, dtype=None, device=None):
     """Backend array from nested lists, scalars, arrays or tensors; Python floats become the default dtype."""
     xp = _xp(device)
     if isinstance(data, Tensor):
         data = data.data
+    if isinstance(data, ndarray_types) and type(data) not in (xp.ndarray, _host_types):
+        data = to_host(data)            # an array of another device: through the host
     if dtype is not None:
         return xp.array(data, dtype=_dt.as_dtype(dtype).np)
     if isinstance(data, ndarray_types):
@@ -62,6 +91,7 @@ def _finish(a, requires_grad):
     return t
 
 
+@_on_device
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A new tensor copied from ``data`` (lists, scalars, NumPy arrays or tensors).
 
@@ -77,11 +107,12 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
     """Like :func:`tensor` but shares memory with a NumPy array or tensor when it can."""
-    if isinstance(data, Tensor) and dtype is None:
-        return data
+    if isinstance(data, Tensor):
+        data = data if device is None else data.to(device)
+        return data if dtype is None else data.to(dtype)
     if isinstance(data, ndarray_types):
-        return _wrap(data if dtype is None else data.astype(_dt.as_dtype(dtype).np, copy=False))
-    return tensor(data, dtype, device)
+        return _wrap(_on(data if dtype is None else data.astype(_dt.as_dtype(dtype).np, copy=False), device))
+    return tensor(data, dtype, device=device)
 
 
 def from_numpy(array) -> Tensor:
@@ -97,11 +128,13 @@ def _filled(fill, size, dtype, device, requires_grad):
     return _finish(_xp(device).full(_shape(size, "full"), fill, dtype=d), requires_grad)
 
 
+@_on_device
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
     return _finish(_xp(device).zeros(_shape(size, "zeros"), _dt.as_dtype(dtype).np), requires_grad)
 
 
+@_on_device
 def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones."""
     return _finish(_xp(device).ones(_shape(size, "ones"), _dt.as_dtype(dtype).np), requires_grad)
@@ -112,6 +145,7 @@ def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
+@_on_device
 def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor filled with ``fill_value``; the dtype follows the value (float → default float)."""
     if not isinstance(fill_value, (builtins.int, builtins.float, builtins.bool)) and not hasattr(fill_value, "item"):
@@ -122,6 +156,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False)
     return _filled(fill_value, (size,) if isinstance(size, builtins.int) else size, dtype, device, requires_grad)
 
 
+@_on_device
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Values from ``start`` to ``end`` (exclusive) by ``step``; int64 for integer arguments."""
     if end is None:
@@ -138,36 +173,44 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool
     return _finish(a, requires_grad)
 
 
+@_on_device
 def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
     a = _xp(device).linspace(start, end, builtins.int(steps), dtype=_dt.as_dtype(dtype).np)
     return _finish(a, requires_grad)
 
 
+@_on_device
 def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """The identity matrix (n × m)."""
     return _finish(_xp(device).eye(n, m, dtype=_dt.as_dtype(dtype).np), requires_grad)
 
 
+@_on_device
 def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) from Ember's generator (see :func:`ember.manual_seed`)."""
     d = _dt.as_dtype(dtype)
-    return _finish(rng().random(_shape(size, "rand"), dtype="float64").astype(d.np, copy=False), requires_grad)
+    a = rng(device).random(_shape(size, "rand"), dtype="float64").astype(d.np, copy=False)
+    return _finish(_on(a, device), requires_grad)
 
 
+@_on_device
 def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples."""
     d = _dt.as_dtype(dtype)
-    return _finish(rng().standard_normal(_shape(size, "randn")).astype(d.np, copy=False), requires_grad)
+    return _finish(_on(rng(device).standard_normal(_shape(size, "randn")).astype(d.np, copy=False), device),
+                   requires_grad)
 
 
+@_on_device
 def normal(mean=0.0, std=1.0, size=(), dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Normal samples with the given mean and std."""
     d = _dt.as_dtype(dtype)
-    return _finish(rng().normal(mean, std, _shape((size,) if isinstance(size, builtins.int) else size, "normal"))
-                   .astype(d.np, copy=False), requires_grad)
+    z = rng(device).standard_normal(_shape((size,) if isinstance(size, builtins.int) else size, "normal"))
+    return _finish(_on((z * std + mean).astype(d.np, copy=False), device), requires_grad)
 
 
+@_on_device
 def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
     """Random integers in [low, high) (``randint(high, size)`` also works, as in PyTorch)."""
     if high is None:
@@ -175,49 +218,53 @@ def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
     if low >= high:
         raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
     d = _dt.as_dtype(dtype) if dtype is not None else _dt.int64
-    return _made(rng().integers(low, high, size=_shape((size,) if isinstance(size, builtins.int) else size, "randint"))
-                 .astype(d.np, copy=False))
+    a = rng(device).integers(low, high, size=_shape((size,) if isinstance(size, builtins.int) else size, "randint"))
+    return _made(_on(a.astype(d.np, copy=False), device))
 
 
+@_on_device
 def randperm(n: int, dtype=None, device=None) -> Tensor:
     """A random permutation of 0..n-1."""
     d = _dt.as_dtype(dtype) if dtype is not None else _dt.int64
-    return _made(rng().permutation(n).astype(d.np, copy=False))
+    g = rng(device)
+    p = g.permutation(n) if hasattr(g, "permutation") else _xp(device).argsort(g.random(n))
+    return _made(_on(p.astype(d.np, copy=False), device))
 
 
-def _like(t, dtype):
-    return t.data.shape, (dtype if dtype is not None else t.dtype)
+def _like(t, dtype, device=None):
+    """Shape, dtype and device of a ``*_like`` result: ``t``'s unless given."""
+    return t.data.shape, (dtype if dtype is not None else t.dtype), (device if device is not None else t.device)
 
 
 def zeros_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    s, d = _like(input, dtype)
-    return zeros(s, dtype=d, requires_grad=requires_grad)
+    s, d, dev = _like(input, dtype, device)
+    return zeros(s, dtype=d, device=dev, requires_grad=requires_grad)
 
 
 def ones_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    s, d = _like(input, dtype)
-    return ones(s, dtype=d, requires_grad=requires_grad)
+    s, d, dev = _like(input, dtype, device)
+    return ones(s, dtype=d, device=dev, requires_grad=requires_grad)
 
 
 def empty_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return zeros_like(input, dtype=dtype, requires_grad=requires_grad)
+    return zeros_like(input, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def full_like(input: Tensor, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    s, d = _like(input, dtype)
-    return full(s, fill_value, dtype=d, requires_grad=requires_grad)
+    s, d, dev = _like(input, dtype, device)
+    return full(s, fill_value, dtype=d, device=dev, requires_grad=requires_grad)
 
 
 def rand_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    s, d = _like(input, dtype)
-    return rand(s, dtype=d, requires_grad=requires_grad)
+    s, d, dev = _like(input, dtype, device)
+    return rand(s, dtype=d, device=dev, requires_grad=requires_grad)
 
 
 def randn_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    s, d = _like(input, dtype)
-    return randn(s, dtype=d, requires_grad=requires_grad)
+    s, d, dev = _like(input, dtype, device)
+    return randn(s, dtype=d, device=dev, requires_grad=requires_grad)
 
 
 def randint_like(input: Tensor, low, high=None, dtype=None, device=None) -> Tensor:
-    s, d = _like(input, dtype)
-    return randint(low, high, s, dtype=d)
+    s, d, dev = _like(input, dtype, device)
+    return randint(low, high, s, dtype=d, device=dev)

@@ -8,11 +8,11 @@ tensor([1., 1.])
 """
 from __future__ import annotations
 
-from .utils.atomic import atomic_write
-
 import os
 
+from .backend import device, move, to_host
 from .tensor import Tensor
+from .utils.atomic import atomic_write
 
 __all__ = ["save", "load"]
 
@@ -37,14 +37,17 @@ def save(tensors: dict, path: str, metadata: dict | None = None) -> None:
         a = v.detach().data if isinstance(v, Tensor) else v
         if not hasattr(a, "dtype") or not hasattr(a, "shape"):
             raise TypeError(f"save: value of {k!r} must be a tensor or array, got {type(v).__name__}")
-        arrays[k] = a.get() if hasattr(a, "get") else a
+        arrays[k] = to_host(a)            # device-neutral: GPU tensors are stored from a host copy
     with atomic_write(path, ".safetensors") as tmp:
         st.save_file({k: a.copy(order="C") for k, a in arrays.items()}, tmp,
                      metadata={str(k): str(v) for k, v in (metadata or {}).items()})
 
 
-def load(path: str) -> dict:
-    """Read a safetensors file written by :func:`save` (or by PyTorch/others) into ``{name: tensor}``."""
+def load(path: str, map_location=None) -> dict:
+    """Read a safetensors file written by :func:`save` (or by PyTorch/others) into ``{name: tensor}``.
+
+    Tensors load onto the CPU, or onto ``map_location`` (``'cuda'``, ``'cuda:1'``, an ``ember.device``).
+    """
     st = _safetensors()
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file: {path}")
@@ -52,4 +55,7 @@ def load(path: str) -> dict:
         arrays = st.load_file(path)
     except Exception as e:
         raise ValueError(f"load: {path} is not a valid safetensors file ({e})") from None
-    return {k: Tensor(a) for k, a in arrays.items()}
+    if map_location is None:
+        return {k: Tensor(a) for k, a in arrays.items()}
+    dev = device(map_location)
+    return {k: Tensor(move(a, dev)) for k, a in arrays.items()}

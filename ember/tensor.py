@@ -93,7 +93,7 @@ class Tensor:
         return self._node
 
     def is_floating_point(self) -> bool:
-        return self.data.dtype.kind == "f"
+        return self.data.dtype.kind in "fV"
 
     @property
     def xp(self):
@@ -116,10 +116,19 @@ class Tensor:
                                "Use tensor.detach().numpy() instead.")
         if _grad_state.tracer is not None:
             _grad_state.tracer.leak(self, "numpy()")
+        if type(self.data) is not _np_for_types.ndarray:
+            if self.device.type != "cpu":
+                raise TypeError(f"can't convert a {self.device} tensor to NumPy; copy it to the host first with "
+                                "tensor.cpu()")
+            from .backend import to_host
+            return to_host(self.data)
         return self.data
 
     def __array__(self, dtype=None, copy=None):
         a = self._realized().data
+        if type(a) is not _np_for_types.ndarray:
+            from .backend import to_host
+            a = to_host(a)
         return a.astype(dtype) if dtype is not None else a
 
     def item(self):
@@ -168,22 +177,28 @@ class Tensor:
         return id(self)
 
     def to(self, *args, dtype=None, device=None, copy: bool = False):
-        """Return a tensor with another dtype and/or device: ``t.to(ember.float64)``, ``t.to('cpu')``."""
+        """Return a tensor with another dtype and/or device: ``t.to(ember.float64)``, ``t.to('cuda')``.
+
+        Differentiable: the gradient flows back to this tensor's device and dtype.
+        """
         for a in args:
-            if isinstance(a, (str,)) or type(a).__name__ == "device":
+            if isinstance(a, (str, int)) and not isinstance(a, bool) or type(a).__name__ == "device":
                 device = a
             elif isinstance(a, Tensor):
-                dtype = a.dtype
+                dtype, device = a.dtype, a.device
             else:
                 dtype = a
         out = self
         if device is not None:
             from .backend import device as _device
-            _device(device)   # only the CPU exists in this build; raises a clear error otherwise
-        if dtype is not None and _dt.as_dtype(dtype).np != self.data.dtype:
+            dev = _device(device)
+            if dev != self.device:
+                from .ops.elementwise import to_device
+                out = to_device(self, dev)
+        if dtype is not None and _dt.as_dtype(dtype).np != out.data.dtype:
             from .ops.elementwise import cast
-            out = cast(self, _dt.as_dtype(dtype))
-        elif copy:
+            out = cast(out, _dt.as_dtype(dtype))
+        elif copy and out is self:
             out = out.clone()
         return out
 
@@ -201,6 +216,9 @@ class Tensor:
     def half(self):
         return self.to(_dt.float16)
 
+    def bfloat16(self):
+        return self.to(_dt.bfloat16)
+
     def long(self):
         return self.to(_dt.int64)
 
@@ -210,8 +228,17 @@ class Tensor:
     def bool(self):
         return self.to(_dt.bool_)
 
-    def cpu(self):
-        return self
+    def cpu(self) -> "Tensor":
+        """This tensor on the CPU (itself when it is already there)."""
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> "Tensor":
+        """This tensor on CUDA device ``device`` (an index, ``'cuda:N'``; the current GPU by default)."""
+        return self.to("cuda" if device is None else device if not isinstance(device, int) else f"cuda:{device}")
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
 
     def detach(self) -> "Tensor":
         """A tensor sharing this data (and its version counter), cut from the graph."""
@@ -226,7 +253,7 @@ class Tensor:
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         """Mark a leaf tensor so that ``backward()`` fills its ``.grad``."""
-        if requires_grad and self.data.dtype.kind not in "fc":
+        if requires_grad and self.data.dtype.kind not in "fcV":
             raise RuntimeError(f"only tensors of floating point dtype can require gradients, got {self.dtype}")
         if not requires_grad and self._node is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor; use detach() to cut it from the graph")

@@ -282,6 +282,8 @@ def test_kernel_tanh_approximation_accuracy():
     if not _rnn_kernels.available:
         pytest.skip("numba is not installed")
     ks = _rnn_kernels.kernels(np.zeros(1, np.float32))
+    if ks is None:
+        pytest.skip("the numba kernels are off (EMBER_STRICT_BACKEND=1 stands for CuPy)")
     H = 8001
     z = np.tile(np.linspace(-12, 12, H, dtype=np.float32), 4)[None]    # every gate sees every value
     a = z.copy()

@@ -104,7 +104,7 @@ class Function:
         ctx.out_meta = [(o.data.shape, o.data.dtype) if isinstance(o, Tensor) else ((), None) for o in outs]
         wrapped = []
         for i, o in enumerate(outs):
-            if isinstance(o, Tensor) and o.data.dtype.kind == "f" and id(o) not in ctx.non_differentiable:
+            if isinstance(o, Tensor) and o.data.dtype.kind in "fV" and id(o) not in ctx.non_differentiable:
                 t = _wrap(o.data)
                 t.requires_grad = True
                 t._node, t._idx = ctx, i

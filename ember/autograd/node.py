@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import weakref
 
-from ..backend import array_module, ndarray_types
+from ..backend import array_module, device_of, ndarray_types
 from ..dtypes import BF16_NP, float32
 from ..tensor import Tensor, _wrap
 from .grad_mode import _state
@@ -142,6 +142,9 @@ class Op(Node):
                     realize(t)
                 if first is None:
                     first, first_t = t.data, t
+                elif type(t.data) is not type(first) and device_of(t.data) != device_of(first):
+                    raise OpError(f"{cls.op_name()}: expected all tensors on the same device, got {device_of(first)} "
+                                  f"and {device_of(t.data)} (inputs: {describe(inputs)}); move them with .to(device)")
                 arrays.append(t.data)
             else:
                 arrays.append(t)

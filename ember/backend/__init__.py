@@ -2,51 +2,85 @@
 
 This package is the only place in Ember that imports an array library directly.
 Ops receive the array module (``xp``) of their inputs from here, so the same op
-code runs on NumPy (CPU) and, later, CuPy (CUDA).
+code runs on NumPy (CPU) and CuPy (CUDA); ``EMBER_STRICT_BACKEND=1`` swaps NumPy for a
+strict module that has only what CuPy has (:mod:`ember.backend.strict`).
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import threading
 
 import numpy
 
+from . import cuda as _cuda
 from . import onednn
+from . import strict as _strict_mod
 
-__all__ = ["device", "array_module", "cpu", "ndarray_types", "rng", "manual_seed", "matmul"]
+__all__ = ["device", "array_module", "cpu", "ndarray_types", "rng", "manual_seed", "matmul", "device_of",
+           "move", "to_host", "errstate", "scatter_add_at", "STRICT"]
 
-ndarray_types: tuple = (numpy.ndarray,)
-_MODULE_OF_TYPE = {numpy.ndarray: numpy}
+#: ``EMBER_STRICT_BACKEND=1``: the CPU device computes with :mod:`ember.backend.strict` (NumPy restricted to
+#: what CuPy has), so the CPU test suite proves that no op needs NumPy-only behaviour.
+STRICT = os.environ.get("EMBER_STRICT_BACKEND", "0") == "1"
+_CPU_XP = _strict_mod.module if STRICT else numpy
+
+ndarray_types: tuple = (numpy.ndarray, _strict_mod.StrictArray)
+_MODULE_OF_TYPE = {numpy.ndarray: _CPU_XP, _strict_mod.StrictArray: _CPU_XP}
+_cp = _cuda.cupy_module()     # None unless CuPy is installed and imports
+if _cp is not None:            # registered even without a GPU (then no CuPy array can exist): types are fixed here
+    ndarray_types = ndarray_types + (_cp.ndarray,)
+    _MODULE_OF_TYPE[_cp.ndarray] = _cp
 
 
 def array_module(a):
-    """Return the array module (``xp``) that owns array ``a``: numpy for CPU arrays."""
-    return _MODULE_OF_TYPE.get(type(a), numpy)
+    """Return the array module (``xp``) that owns array ``a``: NumPy (or the strict module) on the CPU, CuPy on CUDA."""
+    return _MODULE_OF_TYPE.get(type(a), _CPU_XP)
 
 
 class device:
-    """Where a tensor's data lives, e.g. ``ember.device('cpu')`` (PyTorch's ``torch.device``).
+    """Where a tensor's data lives: ``ember.device('cpu')``, ``'cuda'`` (the current GPU) or ``'cuda:N'``.
+
+    As PyTorch's ``torch.device``; a CUDA device needs CuPy and a GPU and raises a RuntimeError saying
+    what is missing otherwise. ``'cuda'`` resolves to the current device's index.
 
     >>> device('cpu')
     device(type='cpu')
     """
 
     __slots__ = ("type", "index", "xp")
+    _cache: dict = {}
 
     def __new__(cls, spec="cpu", index=None):
         if isinstance(spec, device):
             return spec
+        if isinstance(spec, int) and not isinstance(spec, bool):
+            spec = f"cuda:{spec}"
         if not isinstance(spec, str):
-            raise TypeError(f"device: expected a string such as 'cpu', got {type(spec).__name__}")
+            raise TypeError(f"device: expected a string such as 'cpu', 'cuda' or 'cuda:0', got {type(spec).__name__}")
         kind, _, idx = spec.partition(":")
-        if kind != "cpu":
-            raise RuntimeError(
-                f"device: {spec!r} is not available; this build of Ember runs on 'cpu' "
-                "(the CUDA backend needs CuPy and a GPU)")
         if kind == "cpu" and _CPU is not None:
             return _CPU
+        if kind not in ("cpu", "cuda"):
+            raise RuntimeError(f"device: unknown device {spec!r}; expected 'cpu', 'cuda' or 'cuda:N'")
+        try:
+            i = int(idx) if idx else index
+        except ValueError:
+            raise RuntimeError(f"device: {spec!r} has a bad index; expected 'cuda:N' with N an integer") from None
+        if kind == "cuda":
+            if i is None:
+                i = _cuda.current_device()
+            self = cls._cache.get(i)
+            if self is not None:
+                return self
+            xp = _cuda.require(f"cuda:{i}", i)
+        else:
+            xp = _CPU_XP
         self = object.__new__(cls)
-        self.type, self.index, self.xp = kind, (int(idx) if idx else index), numpy
+        self.type, self.index, self.xp = kind, (i if kind == "cuda" else None), xp
+        if kind == "cuda":
+            cls._cache[i] = self
         return self
 
     def __repr__(self):
@@ -58,20 +92,54 @@ class device:
 
     def __eq__(self, other):
         if isinstance(other, str):
-            other = device(other)
+            if other == str(self):
+                return True
+            try:
+                other = device(other)
+            except RuntimeError:
+                return False
         return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
 
     def __hash__(self):
         return hash((self.type, self.index))
+
+    def __reduce__(self):
+        return device, (str(self),)
 
 
 _CPU = None
 cpu = _CPU = device("cpu")
 
 
+_HOST_TYPES = (numpy.ndarray, _strict_mod.StrictArray)
+
+
 def device_of(a) -> device:
-    """The device that holds array ``a``."""
-    return cpu
+    """The device that holds array ``a`` (the CPU for NumPy arrays, scalars and anything without a GPU index)."""
+    if type(a) in _HOST_TYPES:
+        return _CPU
+    index = getattr(getattr(a, "device", None), "id", None)     # cupy.ndarray.device is a cupy.cuda.Device
+    return _CPU if index is None else device("cuda", index)
+
+
+def move(a, dev: device):
+    """Array ``a`` on device ``dev`` (the same array when it is already there): host copies are plain NumPy
+    (or strict arrays), CUDA copies go through CuPy."""
+    dev = device(dev)
+    src = device_of(a)
+    if src == dev:
+        return a
+    if dev.type == "cpu":
+        host = _cuda.to_host(a)
+        return host.view(_strict_mod.StrictArray) if STRICT else host
+    return _cuda.to_device(_strict_mod.to_numpy(a), dev.index)
+
+
+def to_host(a):
+    """A plain NumPy array with ``a``'s data (a copy from a GPU, a view on the CPU): what files and ONNX store."""
+    if device_of(a).type == "cuda":
+        return _cuda.to_host(a)
+    return _strict_mod.to_numpy(a)
 
 
 # ---------------------------------------------------------------- random state
@@ -83,16 +151,19 @@ class _RNG(threading.local):
 _rng = _RNG()
 
 
-def rng():
-    """The current thread's random generator for CPU arrays (seeded by :func:`manual_seed`)."""
-    return _rng.generator
+def rng(dev=None):
+    """The current thread's random generator for ``dev`` (the CPU by default; CuPy's Generator on a GPU)."""
+    if dev is None or dev is _CPU:
+        return _rng.generator
+    dev = device(dev)
+    return _rng.generator if dev.type == "cpu" else _cuda.generator(dev.index)
 
 
 def manual_seed(seed: int):
-    """Seed Ember's random number generator so that runs repeat exactly."""
+    """Seed every device's random generator (the CPU's and each GPU's) so that runs repeat exactly."""
     _rng.generator = numpy.random.default_rng(int(seed))
+    _cuda.seed_all(int(seed))
     return _rng.generator
-
 
 
 # ---------------------------------------------------------------- array helpers with a CuPy twin
@@ -105,8 +176,15 @@ def scatter_add_at(xp, out, index, values) -> None:
     if _is_cupy(xp):
         import cupyx
         cupyx.scatter_add(out, index, values)
-    else:
-        xp.add.at(out, index, values)
+    else:                       # NumPy, or the strict module (whose ufuncs have no .at): NumPy's add.at is the twin
+        numpy.add.at(out, index, values)
+
+
+def errstate(xp, **kwargs):
+    """``numpy.errstate(**kwargs)`` for CPU arrays; a no-op context on CuPy, which never warns (and has no errstate)."""
+    if _is_cupy(xp):
+        return contextlib.nullcontext()
+    return numpy.errstate(**kwargs)
 
 
 def broadcast_shapes(*shapes) -> tuple:
@@ -157,9 +235,9 @@ def scratch(xp, shape: tuple, dtype):
     after step, so a buffer that nothing references any more (reference count: only this pool) is handed
     out again. Never return one to the user: only arrays that die inside the op or stay with its graph node.
     Memory: up to 4 buffers per shape for the 32 most recent shapes and 512 MiB in all, per thread.
-    CuPy has its own memory pool, so there this is ``cupy.empty``.
+    CuPy has its own memory pool, so there (and for any module but NumPy) this is ``xp.empty``.
     """
-    if _is_cupy(xp):
+    if xp is not numpy:
         return xp.empty(shape, dtype=dtype)
     key = (tuple(shape), numpy.dtype(dtype).str)
     pool = _scratch.buffers

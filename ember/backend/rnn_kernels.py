@@ -182,7 +182,8 @@ def _build() -> dict:
 
 def kernels(*arrays):
     """The compiled kernels by name (each specialises on the dtype), or None when the ``xp`` path must run."""
-    if not enabled:
+    from . import STRICT
+    if not enabled or STRICT:          # the strict backend stands for CuPy: no NumPy-only kernels
         return None
     dt = arrays[0].dtype
     if dt not in (numpy.float32, numpy.float64) or not all(

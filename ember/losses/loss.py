@@ -51,7 +51,7 @@ def as_float(x, dtype=None) -> Tensor:
     t = to_tensor(x)
     if dtype is not None:
         return to_tensor(t, _dt.as_dtype(dtype))
-    if t.data.dtype.kind != "f":
+    if t.data.dtype.kind not in "fV":
         t = t.to(_dt.get_default_dtype())
     return t
 

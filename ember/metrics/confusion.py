@@ -7,7 +7,7 @@ no more than one.
 """
 from __future__ import annotations
 
-from ..backend import array_module
+from ..backend import array_module, errstate
 from ..ops import sigmoid
 from ..tensor import Tensor
 from .base import Metric, check_same_shape, shape_of, squeeze_or_expand_to_same_rank, to_tensor
@@ -261,7 +261,7 @@ class AUC(Metric):
         intercept = tp[1:] - slope * p[1:]
         both = (p[:-1] > 0) & (p[1:] > 0)
         ratio = xp.where(both, _divide_no_nan(p[:-1], xp.maximum(p[1:], 0)), 1.0)
-        with xp.errstate(divide="ignore", invalid="ignore"):
+        with errstate(xp, divide="ignore", invalid="ignore"):
             log_ratio = xp.log(xp.where(both, ratio, 1.0))
         return self._by_label(_divide_no_nan(slope * (dtp + intercept * log_ratio), xp.maximum(tp[1:] + fn[1:], 0)))
 

@@ -20,7 +20,7 @@ from ..data import DataLoader, Dataset
 from ..layers.symbolic import flatten_structure, pack_structure
 from ..tensor import Tensor, _wrap
 
-__all__ = ["unpack_x_y_sample_weight", "make_batches", "split_arrays", "class_weight_to_sample_weight",
+__all__ = ["unpack_x_y_sample_weight", "make_batches", "on_device", "split_arrays", "class_weight_to_sample_weight",
            "ArrayBatches", "IterableBatches"]
 
 
@@ -218,3 +218,32 @@ def make_batches(x, y=None, sample_weight=None, batch_size: int | None = None, s
             raise ValueError(f"{who}: you cannot pass `class_weight` and `sample_weight` at the same time")
         sample_weight = class_weight_to_sample_weight(y, class_weight)
     return ArrayBatches(x, y, sample_weight, batch_size or 32, shuffle, steps)
+
+
+class _OnDevice:
+    """Batches moved to a model's device as they are read (``fit`` on a GPU model takes host arrays)."""
+
+    def __init__(self, batches, device):
+        self.batches, self.device = batches, device
+
+    def __getattr__(self, name):
+        return getattr(self.batches, name)
+
+    def epoch(self):
+        move = self._move
+        for batch in self.batches.epoch():
+            yield tuple(move(part) for part in batch)
+
+    def _move(self, struct):
+        if struct is None:
+            return None
+        return pack_structure(struct, [t.to(self.device) if isinstance(t, Tensor) else t
+                                       for t in flatten_structure(struct)])
+
+
+def on_device(batches, model):
+    """``batches`` as read on the device of ``model``'s parameters (themselves when that is the CPU)."""
+    first = next(iter(model.parameters()), None)
+    if first is None or first.device.type == "cpu":
+        return batches
+    return _OnDevice(batches, first.device)

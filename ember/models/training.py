@@ -26,7 +26,7 @@ from ..optim import Optimizer
 from ..tensor import Tensor, _wrap
 from . import compile_utils as cu
 from .mixed_precision import MixedPrecision, amp_context, parse_policy, to_float32
-from .data_adapter import make_batches, split_arrays, to_arrays, unpack_x_y_sample_weight
+from .data_adapter import make_batches, on_device, split_arrays, to_arrays, unpack_x_y_sample_weight
 
 __all__ = ["Trainer"]
 
@@ -315,13 +315,13 @@ class Trainer:
                                  f"x of type {type(x).__name__}; pass validation_data instead")
             (x, y, sample_weight), validation_data = split_arrays(
                 to_arrays(x, "x"), to_arrays(y, "y"), to_arrays(sample_weight, "sample_weight"), validation_split)
-        train = make_batches(x, y, sample_weight, batch_size, shuffle, class_weight, steps_per_epoch)
+        train = on_device(make_batches(x, y, sample_weight, batch_size, shuffle, class_weight, steps_per_epoch), self)
         val = None
         if validation_data is not None:
             vx, vy, vsw = unpack_x_y_sample_weight(validation_data) if isinstance(validation_data, (tuple, list)) \
                 else (validation_data, None, None)
-            val = make_batches(vx, vy, vsw, validation_batch_size or batch_size, False, None, validation_steps,
-                               "fit (validation_data)")
+            val = on_device(make_batches(vx, vy, vsw, validation_batch_size or batch_size, False, None,
+                                         validation_steps, "fit (validation_data)"), self)
         first_epoch = train.epoch()
         first = next(first_epoch, None)
         if first is None:
@@ -384,7 +384,7 @@ class Trainer:
         other metrics, else ``[loss, *metrics]`` in :attr:`metrics_names` order, or a dict."""
         self._assert_compiled("evaluate")
         verbose = 1 if verbose == "auto" else verbose
-        batches = make_batches(x, y, sample_weight, batch_size, False, None, steps, "evaluate")
+        batches = on_device(make_batches(x, y, sample_weight, batch_size, False, None, steps, "evaluate"), self)
         cbs = self._callbacks(callbacks, verbose, 1, batches.num_batches, history=False)
         was = self.training
         try:
@@ -396,7 +396,7 @@ class Trainer:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs as NumPy array(s), computed batch by batch in eval mode without gradients."""
         verbose = 1 if verbose == "auto" else verbose
-        batches = make_batches(x, None, None, batch_size, False, None, steps, "predict")
+        batches = on_device(make_batches(x, None, None, batch_size, False, None, steps, "predict"), self)
         cbs = self._callbacks(callbacks, verbose, 1, batches.num_batches, history=False)
         was = self.training
         self.train(False)
@@ -415,7 +415,7 @@ class Trainer:
         if not outputs:
             raise ValueError("predict: the input data yielded no batches")
         xp = array_module(outputs[0][0])
-        joined = [_wrap(xp.concatenate(parts, axis=0)).numpy() for parts in zip(*outputs)]
+        joined = [_wrap(xp.concatenate(parts, axis=0)).cpu().numpy() for parts in zip(*outputs)]
         return pack_structure(struct, joined)
 
     # ------------------------------------------------------------ single batches

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 
+from ..backend import broadcast_shapes, errstate
 from ..ops._util import Op, OpError, Tensor, as_tensor_arg, describe
 from ._util import check_reduction
 
@@ -18,7 +19,7 @@ def _weight(weight, input: Tensor, who: str, name: str = "weight") -> Tensor:
     w = as_tensor_arg(weight, input)
     shape = tuple(input.shape)
     try:
-        ok = input.xp.broadcast_shapes(tuple(w.shape), shape) == shape
+        ok = broadcast_shapes(tuple(w.shape), shape) == shape
     except ValueError:
         ok = False
     if not ok:
@@ -40,7 +41,7 @@ def _pair(input, target, who: str, strict: bool = False):
     if not isinstance(input, Tensor):
         raise OpError(f"{who}: expected input to be an ember.Tensor, got {type(input).__name__}")
     target = as_tensor_arg(target, input)
-    if input.data.dtype.kind != "f" or target.data.dtype.kind != "f":
+    if input.data.dtype.kind not in "fV" or target.data.dtype.kind not in "fV":
         raise OpError(f"{who}: expected floating point input and target, got {describe((input, target))}")
     if tuple(input.shape) != tuple(target.shape):
         if strict:
@@ -50,7 +51,7 @@ def _pair(input, target, who: str, strict: bool = False):
                       f"({tuple(input.shape)}); the two are broadcast, which is likely not what you want.",
                       stacklevel=3)
         try:
-            input.xp.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+            broadcast_shapes(tuple(input.shape), tuple(target.shape))
         except ValueError:
             raise OpError(f"{who}: target of shape {tuple(target.shape)} cannot be broadcast with input of shape "
                           f"{tuple(input.shape)}") from None
@@ -115,7 +116,7 @@ class BinaryCrossEntropy(Op):
 
     def forward(self, x, y):
         xp = self.xp
-        with xp.errstate(divide="ignore"):
+        with errstate(xp, divide="ignore"):
             lx = xp.maximum(xp.log(x), -100)
             l1x = xp.maximum(xp.log1p(-x), -100)
         return -(y * lx + (1 - y) * l1x)

@@ -32,11 +32,14 @@ def _addindent(s: str, n: int) -> str:
 
 
 def _as_array(value, like):
-    """A state_dict value (Tensor, NumPy array or nested list) as a backend array like ``like``."""
+    """A state_dict value (Tensor, NumPy array or nested list) as a backend array on ``like``'s device."""
     if isinstance(value, Tensor):
-        return value.data
+        value = value.data
     if isinstance(value, ndarray_types):
-        return value
+        if type(value) is type(like.data):
+            return value
+        from ..backend import device_of, move
+        return move(value, device_of(like.data))    # a checkpoint from another device loads onto the module's
     return like.xp.asarray(value)
 
 
@@ -327,9 +330,13 @@ class Module:
         return self
 
     def to(self, *args, dtype=None, device=None) -> Module:
-        """Cast floating parameters and buffers to ``dtype`` in place (``module.to(ember.float64)``, ``.to('cpu')``)."""
+        """Move parameters, buffers and their grads to ``device`` and cast floating ones to ``dtype``, in place.
+
+        ``module.to('cuda')``, ``module.to(ember.float64)``; the Parameter objects stay the same, so an
+        optimizer made before the move keeps working (its state follows on the next step).
+        """
         for a in args:
-            if isinstance(a, str) or type(a).__name__ == "device":
+            if isinstance(a, (str, int)) and not isinstance(a, bool) or type(a).__name__ == "device":
                 device = a
             elif isinstance(a, Tensor):
                 dtype = a.dtype
@@ -337,7 +344,9 @@ class Module:
                 dtype = a
         if device is not None:
             from ..backend import device as _device
-            _device(device)
+            from ..backend import move
+            dev = _device(device)
+            self._apply_arrays(lambda a: move(a, dev), floating_only=False)
         if dtype is not None:
             dt = _dt.as_dtype(dtype)
             if dt.np.kind != "f":
@@ -358,7 +367,12 @@ class Module:
         return self.to(dst_type)
 
     def cpu(self) -> Module:
-        return self
+        """Move every parameter and buffer to the CPU."""
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> Module:
+        """Move every parameter and buffer to CUDA device ``device`` (the current GPU by default)."""
+        return self.to("cuda" if device is None else device if not isinstance(device, int) else f"cuda:{device}")
 
     # ------------------------------------------------------------ state dict
     def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False) -> dict:

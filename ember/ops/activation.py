@@ -34,7 +34,7 @@ def _check(x, name: str, floats: bool = True) -> Tensor:
     if not isinstance(x, Tensor):
         raise OpError(f"{name}: expected a Tensor, got {describe((x,))}")
     kind = x.data.dtype.kind
-    if kind == "b" or (floats and kind != "f"):
+    if kind == "b" or (floats and kind not in "fV"):
         raise OpError(f"{name}: expected a floating point tensor, got {describe((x,))}")
     return x
 

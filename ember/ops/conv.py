@@ -322,7 +322,7 @@ def _check(op: str, input: Tensor, weight: Tensor, bias, groups: int, dims: int,
     if bias is not None and tuple(bias.data.shape) != (nout,):
         raise OpError(f"{op}: expected a bias of shape ({nout},), got {describe((bias,))} for {shapes}")
     for t in (weight, bias):
-        if t is not None and t.data.dtype != input.data.dtype:
+        if t is not None and t.data.dtype != input.data.dtype and _state.autocast is None:
             raise OpError(f"{op}: input dtype {input.dtype} does not match {describe((t,))}; convert one of them")
 
 

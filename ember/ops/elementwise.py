@@ -1,11 +1,10 @@
 """Binary arithmetic, comparisons and dtype casts, with broadcasting and PyTorch's type promotion."""
 from __future__ import annotations
 
-import contextlib
 import operator
 
 from .. import dtypes as _dt
-from ..backend import quiet_call
+from ..backend import errstate, quiet_call
 from ._util import Op, OpError, Tensor, _is_scalar, _wrap, describe, operands, sum_to, tensor_method
 
 __all__ = ["add", "sub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow", "neg", "cast",
@@ -20,8 +19,7 @@ def _shape(x):
 
 def quiet(xp):
     """Silence NumPy's floating-point warnings: as in PyTorch, inf and nan results pass through silently."""
-    errstate = getattr(xp, "errstate", None)
-    return errstate(all="ignore") if errstate is not None else contextlib.nullcontext()
+    return errstate(xp, all="ignore")
 
 
 def _no_bool(op, what, *xs):
@@ -57,6 +55,27 @@ def cast(x: Tensor, dtype) -> Tensor:
     if x.data.dtype == dtype.np:
         return x
     return Cast.apply(x, dtype=dtype)
+
+
+class ToDevice(Cast):
+    """Copy to another device; the gradient is copied back. A ``Cast`` to the same dtype for ONNX (a no-op there)."""
+
+    def forward(self, x, dtype, device):
+        from ..backend import device_of, move
+        self.in_device = device_of(x)
+        return move(x, device)
+
+    def backward(self, g):
+        return to_device(g, self.in_device)
+
+
+def to_device(x: Tensor, device) -> Tensor:
+    """``x`` on ``device`` (differentiable); ``x`` itself when it is already there."""
+    from ..backend import device as _device
+    device = _device(device)
+    if x.device == device:
+        return x
+    return ToDevice.apply(x, dtype=x.dtype, device=device)
 
 
 class Add(Op):
@@ -305,7 +324,7 @@ def mul(input, other) -> Tensor:
 def _float_operands(input, other, op):
     a, b = operands(input, other, op)
     for x in (a, b):
-        if isinstance(x, Tensor) and x.data.dtype.kind != "f":
+        if isinstance(x, Tensor) and x.data.dtype.kind not in "fV":
             fd = _dt.get_default_dtype()
             a = cast(a, fd) if isinstance(a, Tensor) else a
             b = cast(b, fd) if isinstance(b, Tensor) else b

@@ -143,7 +143,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise OpError(f"linear: input of shape {tuple(input.data.shape)} ({input.dtype}) does not fit a weight of "
                       f"shape {tuple(weight.data.shape)}: expected the input's last dim to be in_features="
                       f"{weight.data.shape[1] if weight.data.ndim == 2 else '?'}")
-    if input.data.dtype != weight.data.dtype:
+    if input.data.dtype != weight.data.dtype and _state.autocast is None:  # autocast casts
         raise OpError(f"linear: input dtype {input.dtype} does not match weight dtype {weight.dtype}; convert the "
                       "input (x.float()) or the module (module.to(dtype))")
     if bias is None:

@@ -220,7 +220,7 @@ def _channel_affine(x: Tensor, scale: Tensor, shift, axis: int) -> Tensor:
 def _check_float(input, op: str) -> None:
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: expected input to be an ember.Tensor, got {type(input).__name__}")
-    if input.data.dtype.kind != "f":
+    if input.data.dtype.kind not in "fV":
         raise OpError(f"{op}: expected a floating-point input, got dtype {input.data.dtype} "
                       f"(shape {tuple(input.data.shape)}); convert it with .float()")
 
@@ -233,7 +233,8 @@ def _check_param(t, shape, what: str, op: str, input: Tensor | None = None) -> N
         raise TypeError(f"{op}: {what} must be an ember.Tensor or None, got {type(t).__name__}")
     if tuple(t.data.shape) != tuple(shape):
         raise OpError(f"{op}: expected {what} of shape {tuple(shape)}, got {tuple(t.data.shape)}")
-    if input is not None and t.data.dtype != input.data.dtype:
+    if input is not None and t.data.dtype != input.data.dtype and not (
+            t.data.dtype == "float32" and input.data.dtype.itemsize == 2):  # f16/bf16 input, f32 params
         raise OpError(f"{op}: {what} has dtype {t.data.dtype} but the input has dtype {input.data.dtype}; convert "
                       f"the module (.float() / .double()) or the input so that they match")
 

@@ -49,7 +49,7 @@ def _prepare(input: Tensor, dim, dtype, op: str):
                       f"{tuple(input.shape)} (PyTorch's implicit choice of dim is deprecated)")
     if dtype is not None:
         input = _ew.cast(input, dtype)
-    if input.data.dtype.kind != "f":
+    if input.data.dtype.kind not in "fV":
         raise OpError(f"{op}: expected a floating point tensor, got {input.dtype}; pass dtype=ember.float32 "
                       "or call .float() first")
     nd = input.data.ndim

@@ -11,6 +11,8 @@ import importlib.util
 
 import numpy
 
+from ..backend import STRICT   # the strict backend skips NumPy-only kernels, as CuPy does
+
 __all__ = ["available", "adam"]
 
 available = importlib.util.find_spec("numba") is not None
@@ -45,7 +47,7 @@ def _adam_kernel():
 
 def _usable(*arrays) -> bool:
     a0 = arrays[0]
-    return all(type(a) is numpy.ndarray and a.dtype == a0.dtype and a.dtype.kind == "f"
+    return not STRICT and all(type(a) is numpy.ndarray and a.dtype == a0.dtype and a.dtype.kind == "f"
                and a.flags.c_contiguous for a in arrays)
 
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 
 from ..autograd.grad_mode import _state as _grad_state
 from ..autograd.grad_mode import enable_grad, no_grad
-from ..backend import array_module, ndarray_types
+from ..backend import array_module, device_of, move, ndarray_types
 from ..tensor import Tensor, _wrap, zero_grads
 
 __all__ = ["Optimizer"]
@@ -157,7 +157,11 @@ class Optimizer:
         """Refuse to mix a parameter with saved state of another dtype or shape (e.g. after ``module.double()``);
         scratch buffers (``_``-keys) are just dropped and remade."""
         for key, buf in list(state.items()):
-            if not isinstance(buf, ndarray_types) or (buf.dtype == w.dtype and buf.shape == w.shape):
+            if not isinstance(buf, ndarray_types):
+                continue
+            if type(buf) is not type(w) and device_of(buf) != device_of(w):
+                buf = state[key] = move(buf, device_of(w))   # the parameter moved (module.to): its state follows
+            if buf.dtype == w.dtype and buf.shape == w.shape:
                 continue
             if key.startswith("_"):
                 del state[key]
@@ -234,6 +238,8 @@ def _import(value: Any, like):
     if isinstance(value, Tensor):
         value = value.data
     if isinstance(value, ndarray_types) or hasattr(value, "__array__") and not isinstance(value, (int, float)):
+        if isinstance(value, ndarray_types):
+            value = move(value, device_of(like))      # saved on one device, loaded onto the parameter's
         xp = array_module(like)
         arr = xp.array(value, copy=True)
         if arr.dtype.kind == "f" and arr.shape == like.shape:

@@ -11,6 +11,7 @@ import os
 
 import numpy
 
+from ..backend import to_host
 from ..serialization import load as _st_load
 from ..serialization import save as _st_save
 from ..tensor import Tensor
@@ -33,7 +34,7 @@ def _arrays(model) -> dict:
     out = {}
     for k, v in model.state_dict().items():
         a = v.detach().data if isinstance(v, Tensor) else v
-        out[k] = numpy.asarray(a.get() if hasattr(a, "get") else a)
+        out[k] = numpy.asarray(to_host(a))    # device-neutral: a host copy of GPU weights
     return out
 
 

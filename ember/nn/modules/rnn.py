@@ -138,7 +138,7 @@ class RNNBase(Module):
         if input.shape[-1] != self.input_size:
             raise ValueError(f"{name}: input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                              f"got {input.shape[-1]} (input shape {tuple(input.shape)})")
-        if input.data.dtype.kind != "f":
+        if input.data.dtype.kind not in "fV":
             raise TypeError(f"{name}: expected a floating point input, got dtype {input.dtype}")
         return input.dim() == 3
 

@@ -33,7 +33,7 @@ def _canonical(mask, name: str, dtype):
     kind = mask.data.dtype.kind
     if kind == "b":
         return mask.data
-    if kind != "f":
+    if kind not in "fV":
         raise OpError(f"MultiheadAttention: only bool and floating types of masks are supported, got {name} of "
                       f"dtype {mask.dtype}")
     return mask if mask.data.dtype == dtype else mask.to(_dt.from_np(dtype))

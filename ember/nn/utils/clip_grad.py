@@ -1,11 +1,10 @@
 """Gradient clipping: rescale gradients by their total norm, or clamp them elementwise, in place."""
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Iterable
 
-from ember.backend import array_module
+from ember.backend import array_module, errstate
 from ember.tensor import Tensor, _wrap
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_"]
@@ -60,8 +59,7 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float, norm
                            "anyway")
     coef = min(max_norm / (float(total) + 1e-6), 1.0)
     if coef != 1.0:  # NaN too, as PyTorch (an infinite norm scales the gradients to 0 and NaN, silently)
-        quiet = xp.errstate(invalid="ignore") if hasattr(xp, "errstate") else contextlib.nullcontext()
-        with quiet:
+        with errstate(xp, invalid="ignore"):
             for g in grads:
                 g *= coef
     return _wrap(xp.asarray(total))
