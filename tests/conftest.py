@@ -19,6 +19,17 @@ _NUMPY_ONLY = (
 )
 
 
+#: ``EMBER_TEST_DEVICE=cuda python -m pytest tests/test_ops_*.py``: the op table on the GPU against PyTorch CUDA.
+DEVICE = os.environ.get("EMBER_TEST_DEVICE", "cpu")
+
+
+def pytest_configure(config):
+    if DEVICE != "cpu":
+        import ember
+        if not ember.cuda.is_available():
+            pytest.exit(f"EMBER_TEST_DEVICE={DEVICE}: no CUDA device here (CuPy with a GPU is needed)", returncode=4)
+
+
 def pytest_collection_modifyitems(config, items):
     if not STRICT:
         return

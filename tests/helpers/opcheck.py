@@ -8,15 +8,21 @@ finite-difference ``gradcheck``. A new op is one line in a table of cases. Every
 
 An input spec is a shape tuple (random normal floats), an ``Arr`` (an explicit NumPy
 array; floats get gradients unless ``grad=False``) or a Python scalar.
+
+``EMBER_TEST_DEVICE=cuda`` runs the Ember side on the GPU and PyTorch's on CUDA too (parity with PyTorch
+CUDA, issue 7); the default is the CPU.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 import ember
+
+DEVICE = os.environ.get("EMBER_TEST_DEVICE", "cpu")     # where the Ember (and PyTorch) inputs live
 
 
 @dataclass
@@ -54,8 +60,8 @@ def _to(kind, item, dtype, requires_grad):
     if a.dtype.kind == "f":
         a = a.astype(dtype)
     if kind == "ember":
-        return ember.tensor(a, requires_grad=rg)
-    return torch.tensor(a, requires_grad=rg)
+        return ember.tensor(a, requires_grad=rg, device=DEVICE)
+    return torch.tensor(a, requires_grad=rg, device=DEVICE)
 
 
 def _flat_outputs(out):
@@ -65,9 +71,8 @@ def _flat_outputs(out):
 
 
 def _np(t):
-    if isinstance(t, torch.Tensor):
-        return t.detach().numpy()
-    return t.detach().numpy()
+    """Host NumPy values of an Ember or PyTorch tensor, wherever it lives."""
+    return t.detach().cpu().numpy()
 
 
 def check_op(ember_fn, torch_fn, specs, *, atol=1e-5, rtol=1e-4, seed=0, low=None, high=None, positive=False,
@@ -96,15 +101,15 @@ def check_op(ember_fn, torch_fn, specs, *, atol=1e-5, rtol=1e-4, seed=0, low=Non
     e_loss, t_loss = 0, 0
     for eo, to in outs:
         w = rng.standard_normal(tuple(to.shape)).astype(np.float32)
-        e_loss = e_loss + (eo * ember.tensor(w)).sum()
-        t_loss = t_loss + (to * torch.tensor(w)).sum()
+        e_loss = e_loss + (eo * ember.tensor(w, device=DEVICE)).sum()
+        t_loss = t_loss + (to * torch.tensor(w, device=DEVICE)).sum()
     e_loss.backward()
     t_loss.backward()
     for (k, et), tt in zip(diff_e, diff_t):
         assert (et.grad is None) == (tt.grad is None), f"input {k}: grad presence differs from torch"
         if tt.grad is not None:
             assert et.grad.shape == tuple(tt.grad.shape), f"input {k}: grad shape {et.grad.shape} vs {tt.grad.shape}"
-            np.testing.assert_allclose(_np(et.grad), tt.grad.numpy(), atol=atol, rtol=rtol,
+            np.testing.assert_allclose(_np(et.grad), _np(tt.grad), atol=atol, rtol=rtol,
                                        err_msg=f"gradient of input {k}")
     check_jit(ember_fn, items, grad)
     if gradcheck:
@@ -117,7 +122,8 @@ def check_op(ember_fn, torch_fn, specs, *, atol=1e-5, rtol=1e-4, seed=0, low=Non
 
 def _weighted(out, which, weights, dtype):
     """``sum_k (out[k] * weights[k]).sum()``: a scalar whose gradient is the random upstream gradient."""
-    return sum(((out[k] * ember.tensor(wk)).sum() for k, wk in zip(which, weights)), ember.tensor(0.0, dtype=dtype))
+    return sum(((out[k] * ember.tensor(wk, device=DEVICE)).sum() for k, wk in zip(which, weights)),
+               ember.tensor(0.0, dtype=dtype, device=DEVICE))
 
 
 def check_jit(ember_fn, items, grad=True):
@@ -137,7 +143,7 @@ def check_jit(ember_fn, items, grad=True):
         assert len(replay) == len(eager)
         for i, (r, e) in enumerate(zip(replay, eager)):
             assert r.shape == e.shape and r.dtype == e.dtype, f"jit output {i}: {r.shape} {r.dtype} vs eager"
-            np.testing.assert_allclose(r.numpy(), e.detach().numpy(), rtol=tol, atol=tol, err_msg=f"jit output {i}")
+            np.testing.assert_allclose(_np(r), _np(e), rtol=tol, atol=tol, err_msg=f"jit output {i}")
         diff = [k for k, t in enumerate(eager_in) if isinstance(t, ember.Tensor) and t.requires_grad]
         outs = [k for k, e in enumerate(eager) if e.requires_grad]
         if not grad or not diff or not outs:
@@ -153,7 +159,7 @@ def check_jit(ember_fn, items, grad=True):
             e, j = eager_in[k].grad, jit_in[k].grad
             assert (e is None) == (j is None), f"jit: input {k} grad presence differs from eager"
             if e is not None:
-                np.testing.assert_allclose(j.numpy(), e.numpy(), rtol=tol, atol=tol, err_msg=f"jit gradient {k}")
+                np.testing.assert_allclose(_np(j), _np(e), rtol=tol, atol=tol, err_msg=f"jit gradient {k}")
 
         def grads(*xs):                                # the backward inside the graph: one node per backward call
             out = _flat_outputs(ember_fn(*xs))
@@ -167,5 +173,5 @@ def check_jit(ember_fn, items, grad=True):
             e = eager_in[k].grad
             assert (e is None) == (r is None), f"jit backward graph: input {k} grad presence differs from eager"
             if e is not None:
-                np.testing.assert_allclose(r.numpy(), e.numpy(), rtol=tol, atol=tol,
+                np.testing.assert_allclose(_np(r), _np(e), rtol=tol, atol=tol,
                                            err_msg=f"jit backward graph: gradient {k}")
