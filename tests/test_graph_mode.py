@@ -229,11 +229,18 @@ def _optimizer(name, params):
         return ember.optim.SGD(params, lr=0.05, momentum=0.9, dampening=0.3)
     if name == "adamw":
         return ember.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+    if name == "rmsprop":
+        return ember.optim.RMSprop(params, lr=1e-3, weight_decay=1e-4)
+    if name == "rmsprop_centered_momentum":
+        return ember.optim.RMSprop(params, lr=1e-3, momentum=0.9, centered=True, maximize=False)
+    if name == "adagrad":
+        return ember.optim.Adagrad(params, lr=0.01, lr_decay=1e-3, weight_decay=1e-4, initial_accumulator_value=0.1)
     return ember.optim.Adam(params, lr=1e-3, amsgrad=name == "adam")
 
 
 @pytest.mark.parametrize("kind", ["mlp", "lenet"])
-@pytest.mark.parametrize("opt_name", ["sgd", "sgd_dampening", "adam", "adamw", "adam_unfused"])
+@pytest.mark.parametrize("opt_name", ["sgd", "sgd_dampening", "adam", "adamw", "adam_unfused", "rmsprop",
+                                      "rmsprop_centered_momentum", "adagrad"])
 def test_jitted_training_step_matches_eager_for_100_steps(kind, opt_name, monkeypatch):
     """Forward, backward and optimizer update in one graph: after 100 steps the weights equal eager's.
 
@@ -280,15 +287,22 @@ def test_jitted_step_follows_a_learning_rate_schedule():
 
 
 def test_optimizer_without_graph_step_says_so():
+    class Sign(ember.optim.Optimizer):                 # a user's optimizer with only an eager step
+        def __init__(self, params):
+            super().__init__(params, {"lr": 0.1})
+
+        def _step_group(self, group):
+            for p, w, g, xp, state in self._updates(group):
+                w -= group["lr"] * xp.sign(g)
     model, x = _net("mlp")
-    opt = ember.optim.RMSprop(model.parameters())
+    opt = Sign(model.parameters())
 
     @ember.jit
     def step(x):
         opt.zero_grad()
         model(x).sum().backward()
         opt.step()
-    with pytest.raises(TypeError, match="RMSprop has no graph-mode step"):
+    with pytest.raises(TypeError, match="Sign has no graph-mode step"):
         step(x)
 
 

@@ -1,6 +1,8 @@
 """Adagrad: per-coordinate step sizes shrinking with the sum of squared gradients."""
 from __future__ import annotations
 
+from ..backend import array_module
+from ..tensor import _wrap
 from .optimizer import Optimizer, _check
 
 __all__ = ["Adagrad"]
@@ -42,3 +44,19 @@ class Adagrad(Optimizer):
             xp.divide(g, tmp, out=tmp)
             tmp *= clr
             w -= tmp
+
+    # ------------------------------------------------------------ graph mode (ember.jit of a whole step)
+    def _graph_scalars(self, state: dict, group: dict, w) -> dict:
+        if "step" not in state:
+            state.update(step=0, sum=array_module(w).full(w.shape, group["initial_accumulator_value"], w.dtype))
+        state["step"] += 1
+        return {"clr": group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])}
+
+    def _graph_update(self, p, state: dict, group: dict, scalars: dict) -> list:
+        """The same update as :meth:`_step_group`, as Ember ops (new parameter and accumulator)."""
+        g = -p.grad if group["maximize"] else p.grad
+        if group["weight_decay"]:
+            g = g + p * group["weight_decay"]
+        s = _wrap(state["sum"])
+        new_s = s + g * g
+        return [(s, new_s), (p, p - g / (new_s.sqrt() + group["eps"]) * scalars["clr"])]

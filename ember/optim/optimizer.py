@@ -102,8 +102,9 @@ class Optimizer:
         the state arrays are updated in place after every run.
         """
         if not hasattr(self, "_graph_update"):
-            raise TypeError(f"ember.jit: {type(self).__name__} has no graph-mode step yet (SGD, Adam and AdamW "
-                            "have); call its step() outside the jitted function")
+            raise TypeError(f"ember.jit: {type(self).__name__} has no graph-mode step (_graph_scalars and "
+                            "_graph_update, as Ember's SGD, Adam, AdamW, RMSprop and Adagrad have); call its step() "
+                            "outside the jitted function")
         items = []
         for group in self.param_groups:
             for p in group["params"]:

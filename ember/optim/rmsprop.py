@@ -1,6 +1,8 @@
 """RMSprop: divide the gradient by a running root-mean-square of recent gradients."""
 from __future__ import annotations
 
+from ..backend import array_module
+from ..tensor import _wrap
 from .optimizer import Optimizer, _check
 
 __all__ = ["RMSprop"]
@@ -57,3 +59,38 @@ class RMSprop(Optimizer):
             else:
                 tmp *= lr
             w -= tmp
+
+    # ------------------------------------------------------------ graph mode (ember.jit of a whole step)
+    def _graph_scalars(self, state: dict, group: dict, w) -> dict:
+        xp = array_module(w)
+        if "step" not in state:
+            state.update(step=0, square_avg=xp.zeros_like(w))
+        if group["momentum"] > 0 and "momentum_buffer" not in state:
+            state["momentum_buffer"] = xp.zeros_like(w)
+        if group["centered"] and "grad_avg" not in state:
+            state["grad_avg"] = xp.zeros_like(w)
+        state["step"] += 1
+        return {"lr": group["lr"]}
+
+    def _graph_update(self, p, state: dict, group: dict, scalars: dict) -> list:
+        """The same update as :meth:`_step_group`, as Ember ops (new parameter and state tensors)."""
+        alpha, eps, momentum = group["alpha"], group["eps"], group["momentum"]
+        g = -p.grad if group["maximize"] else p.grad
+        if group["weight_decay"]:
+            g = g + p * group["weight_decay"]
+        sq = _wrap(state["square_avg"])
+        new_sq = sq * alpha + g * g * (1 - alpha)
+        out = [(sq, new_sq)]
+        if group["centered"]:
+            ga = _wrap(state["grad_avg"])
+            new_ga = ga + (g - ga) * (1 - alpha)
+            out.append((ga, new_ga))
+            step = g / ((new_sq - new_ga * new_ga).sqrt() + eps)
+        else:
+            step = g / (new_sq.sqrt() + eps)
+        if momentum > 0:
+            buf = _wrap(state["momentum_buffer"])
+            step = buf * momentum + step
+            out.append((buf, step))
+        out.append((p, p - step * scalars["lr"]))
+        return out
