@@ -7,7 +7,7 @@ a few elementwise ops instead of a whole log-softmax graph.
 from __future__ import annotations
 
 from ..autograd.grad_mode import is_grad_enabled
-from ..backend import errstate
+from ..backend import device_of, errstate
 from ..ops._util import Op, OpError, Tensor, _wrap, as_tensor_arg, describe
 from ._util import check_reduction
 
@@ -92,7 +92,8 @@ class CrossEntropy(_IndexLoss):
             w_c = 1.0 if weight is None else weight.reshape((1, n) + (1,) * (self.logp.ndim - 2))
             q = q + (eps / n) * w_c * valid
             coef = coef + (eps / n) * (n if weight is None else weight.sum()) * valid
-        if weight is None and not eps and bool(self.valid.all()):
+        # every target counted: the short form (checked on the host only; a GPU would have to sync for it)
+        if weight is None and not eps and device_of(self.valid).type == "cpu" and bool(self.valid.all()):
             grad = p - _wrap(q)
         else:
             grad = p * _wrap(coef) - _wrap(q)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from ..autograd.grad_mode import _state
-from ..backend import broadcast_shapes, rng
+from ..backend import broadcast_shapes, device_of, rng
 from ..backend import matmul as _matmul
 from ._util import Op, OpError, Tensor, _wrap, describe, sum_to
 
@@ -37,14 +37,16 @@ def _softmax_rows(xp, s):
     """
     m = s.max(axis=-1, keepdims=True)
     dead = m == -math.inf
-    any_dead = bool(dead.any())
+    # on the host the check is free and skips two small passes; on a GPU it would wait for the device (and
+    # break a CUDA Graph capture), so the masked form always runs there
+    any_dead = bool(dead.any()) if device_of(dead).type == "cpu" else True
     if any_dead:
-        m[dead] = 0
+        m = xp.where(dead, 0, m)
     s -= m
     xp.exp(s, out=s)
     den = s.sum(axis=-1, keepdims=True)
     if any_dead:
-        den[dead] = 1
+        den = xp.where(dead, 1, den)
     s /= den
     return s, (~dead if any_dead else None)
 
