@@ -19,7 +19,7 @@ import torch
 
 import ember
 
-from .opcheck import Arr, make_inputs
+from .opcheck import DEVICE, Arr, _np, make_inputs
 
 
 def _flatten(out) -> list:
@@ -41,8 +41,8 @@ def _convert(kind, item, dtype, requires_grad):
     if floating:
         a = a.astype(dtype)
     if kind == "ember":
-        return ember.tensor(a, requires_grad=rg)
-    return torch.tensor(a, requires_grad=rg)
+        return ember.tensor(a, requires_grad=rg, device=DEVICE)
+    return torch.tensor(a, requires_grad=rg, device=DEVICE)
 
 
 def copy_torch_weights(ember_mod, torch_mod, strict: bool = True):
@@ -58,6 +58,8 @@ def check_module(ember_mod, torch_mod, specs, *, call=None, torch_call=None, ato
     call = call or _default_call
     torch_call = torch_call or call
     copy_torch_weights(ember_mod, torch_mod)
+    ember_mod.to(DEVICE)                   # EMBER_TEST_DEVICE=cuda: parity with PyTorch CUDA (opcheck.DEVICE)
+    torch_mod.to(DEVICE)
     ember_mod.train(train)
     torch_mod.train(train)
     items = make_inputs(specs, seed, low, high, positive)
@@ -67,7 +69,7 @@ def check_module(ember_mod, torch_mod, specs, *, call=None, torch_call=None, ato
     t_out = _flatten(torch_call(torch_mod, *t_in))
     assert len(e_out) == len(t_out), f"{len(e_out)} outputs vs torch's {len(t_out)}"
     for i, (eo, to) in enumerate(zip(e_out, t_out)):
-        ev, tv = eo.detach().numpy(), to.detach().numpy()
+        ev, tv = _np(eo), _np(to)
         assert ev.shape == tv.shape, f"output {i}: shape {ev.shape} vs torch {tv.shape}"
         np.testing.assert_allclose(ev, tv, atol=atol, rtol=rtol, err_msg=f"forward output {i}")
     if grad:
@@ -77,29 +79,30 @@ def check_module(ember_mod, torch_mod, specs, *, call=None, torch_call=None, ato
             if not to.requires_grad:
                 continue
             w = rng.standard_normal(tuple(to.shape)).astype(np.float32)
-            e_loss = e_loss + (eo * ember.tensor(w)).sum()
-            t_loss = t_loss + (to * torch.tensor(w)).sum()
+            e_loss = e_loss + (eo * ember.tensor(w, device=DEVICE)).sum()
+            t_loss = t_loss + (to * torch.tensor(w, device=DEVICE)).sum()
         if isinstance(t_loss, torch.Tensor):
             e_loss.backward()
             t_loss.backward()
             for k, (et, tt) in enumerate(zip(e_in, t_in)):
                 if isinstance(tt, torch.Tensor) and tt.requires_grad and tt.grad is not None:
-                    np.testing.assert_allclose(et.grad.numpy(), tt.grad.numpy(), atol=atol, rtol=rtol,
+                    np.testing.assert_allclose(_np(et.grad), _np(tt.grad), atol=atol, rtol=rtol,
                                                err_msg=f"gradient of input {k}")
             e_params = dict(ember_mod.named_parameters())
             for name, tp in torch_mod.named_parameters():
                 ep = e_params[name]
                 if tp.grad is None:
-                    assert ep.grad is None or not np.any(ep.grad.numpy()), f"{name}: grad where torch has none"
+                    assert ep.grad is None or not np.any(_np(ep.grad)), f"{name}: grad where torch has none"
                     continue
                 assert ep.grad is not None, f"parameter {name}: no gradient (torch has one)"
-                np.testing.assert_allclose(ep.grad.numpy(), tp.grad.numpy(), atol=atol, rtol=rtol,
+                np.testing.assert_allclose(_np(ep.grad), _np(tp.grad), atol=atol, rtol=rtol,
                                            err_msg=f"gradient of parameter {name}")
     e_bufs = dict(ember_mod.named_buffers())
     for name, tb in torch_mod.named_buffers():
         if name in e_bufs and tb.dtype.is_floating_point:
-            np.testing.assert_allclose(e_bufs[name].numpy(), tb.numpy(), atol=atol, rtol=rtol,
+            np.testing.assert_allclose(_np(e_bufs[name]), _np(tb), atol=atol, rtol=rtol,
                                        err_msg=f"buffer {name} after the call")
+    ember_mod.to("cpu")                    # graph mode and the float64 gradcheck run on the host
     if grad:
         check_module_jit(ember_mod, items, call=call, train=train, seed=seed)
     if gradcheck:
