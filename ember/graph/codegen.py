@@ -5,7 +5,7 @@ lookup per read, a liveness table per step). That bookkeeping is the same at eve
 here instead: the graph becomes the source of a Python function with one local variable per value, each
 node one call of its op's ``forward``, and a ``del`` where a value is read for the last time (the liveness
 plan, so memory is handed back as early as the interpreter does). Backward nodes
-(:class:`~ember.graph.ir.BackwardOf`) get the op state their forward left, as the interpreter gives it.
+(:class:`~ember.graph.ir.BackwardOf`) replay through :func:`~ember.graph.ir.replay_backward`, as in the interpreter.
 
 The source is built from the graph alone (op classes, attribute dictionaries and constants are passed in
 as the function's globals, never written as text), so nothing from a file or user string is executed.
@@ -20,18 +20,9 @@ from __future__ import annotations
 
 from ..autograd.grad_mode import _state
 from ..backend import ndarray_types
-from ..tensor import Tensor, _wrap
-from .ir import BackwardOf, Graph, Value
+from .ir import BackwardOf, Graph, Value, replay_backward
 
 __all__ = ["compile_graph"]
-
-
-def _data(t):
-    return t.data if isinstance(t, Tensor) else t
-
-
-def _as_tuple(r):
-    return r if type(r) is tuple or type(r) is list else (r,)
 
 
 class _Source:
@@ -39,8 +30,7 @@ class _Source:
 
     def __init__(self):
         self.lines: list = []
-        self.env: dict = {"_new": object.__new__, "_s": _state, "_nd": ndarray_types, "_w": _wrap,
-                          "_data": _data, "_tuple": _as_tuple}
+        self.env: dict = {"_new": object.__new__, "_s": _state, "_nd": ndarray_types, "_replay": replay_backward}
         self.names: dict = {}
 
     def bind(self, obj, prefix: str) -> str:
@@ -118,17 +108,10 @@ def compile_graph(graph: Graph, xp):
 
 
 def _emit_backward(src: _Source, n, inst: str, ref, outs) -> None:
-    """A backward node: give the forward op object what ``Op.apply`` would have recorded, call its backward."""
+    """A backward node: :func:`ember.graph.ir.replay_backward` on the forward op object and this run's values."""
     fwd = n.attrs["forward"]
-    op = fwd.op
-    if op.save_inputs:
-        saved = [f"_w({ref(fwd.args[i])})" if isinstance(fwd.args[i], Value) else ref(fwd.args[i])
-                 for i in op.save_inputs]
-        src.emit(f"{inst}.saved = ({''.join(s + ', ' for s in saved)}); "
-                 f"{inst}.saved_versions = {(None,) * len(saved)!r}")
-    if op.save_output:
-        src.emit(f"{inst}.out_data, {inst}.out_vc, {inst}.out_version = {ref(fwd.outputs[0])}, [0], 0")
-    edges = tuple(True if e else None for e in n.attrs["edges"])
-    src.emit(f"{inst}.edges = {edges!r}; {inst}.n_outputs = {len(fwd.outputs)}")
-    src.emit(f"r = _tuple({inst}.backward({', '.join('_w(' + ref(a) + ')' for a in n.args)}))")
-    src.emit("; ".join([f"{name} = _data(r[{i}])" for name, i in zip(outs, n.attrs["made"])] + ["del r"]))
+    saved = "".join(ref(fwd.args[i]) + ", " for i in fwd.op.save_inputs)
+    out = ref(fwd.outputs[0]) if fwd.op.save_output else "None"
+    grads = "".join(ref(a) + ", " for a in n.args)
+    src.emit(f"r = _replay({src.bind(n, 'N')}, {inst}, ({saved}), {out}, ({grads}))")
+    src.emit("; ".join([f"{name} = r[{j}]" for j, name in enumerate(outs)] + ["del r"]))

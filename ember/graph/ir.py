@@ -91,23 +91,32 @@ class BackwardOf:
         return "backward"
 
 
-def _run_backward(n: Node, inst, read):
-    """Run ``inst.backward`` for the BackwardOf node ``n``: the forward op object ``inst`` gets the fields
-    that ``Op.apply`` would have recorded (its saved inputs, its output, its edges)."""
+def replay_backward(n: Node, inst, saved, out, grads) -> tuple:
+    """Run ``inst.backward`` for the BackwardOf node ``n`` and return the arrays it makes: the forward op object
+    ``inst`` first gets what ``Op.apply`` would have recorded: ``saved`` (the values of its ``save_inputs``
+    arguments), ``out`` (its output, when the op saves it) and its edges. ``grads`` are the upstream arrays.
+    The one place both executors (the interpreter and :mod:`ember.graph.codegen`) replay a backward."""
     fwd = n.attrs["forward"]
     op = fwd.op
     if op.save_inputs:
-        inst.saved = tuple(_wrap(read(fwd.args[i])) if isinstance(fwd.args[i], Value) else fwd.args[i]
-                           for i in op.save_inputs)
+        inst.saved = tuple(_wrap(v) if isinstance(fwd.args[i], Value) else v for i, v in zip(op.save_inputs, saved))
         inst.saved_versions = (None,) * len(inst.saved)
     if op.save_output:
-        inst.out_data, inst.out_vc, inst.out_version = read(fwd.outputs[0]), [0], 0
+        inst.out_data, inst.out_vc, inst.out_version = out, [0], 0
     inst.edges = tuple(True if e else None for e in n.attrs["edges"])
     inst.n_outputs = len(fwd.outputs)
-    grads = inst.backward(*[_wrap(read(a)) for a in n.args])      # Graph.run has grad mode off
-    if not isinstance(grads, (tuple, list)):
-        grads = (grads,)
-    return tuple(grads[i].data if isinstance(grads[i], Tensor) else grads[i] for i in n.attrs["made"])
+    result = inst.backward(*[_wrap(g) for g in grads])            # the executors run it with grad mode off
+    if not isinstance(result, (tuple, list)):
+        result = (result,)
+    return tuple(result[i].data if isinstance(result[i], Tensor) else result[i] for i in n.attrs["made"])
+
+
+def _run_backward(n: Node, inst, read) -> tuple:
+    """:func:`replay_backward` with its arguments read from the interpreter's values."""
+    fwd = n.attrs["forward"]
+    saved = [read(fwd.args[i]) for i in fwd.op.save_inputs]
+    out = read(fwd.outputs[0]) if fwd.op.save_output else None
+    return replay_backward(n, inst, saved, out, [read(a) for a in n.args])
 
 
 def _drop(env: dict, instances: dict, values, states) -> None:
