@@ -18,7 +18,7 @@ from . import cuda as _cuda
 from . import onednn
 from . import strict as _strict_mod
 
-__all__ = ["device", "array_module", "cpu", "ndarray_types", "rng", "manual_seed", "matmul", "device_of",
+__all__ = ["device", "array_module", "cpu", "ndarray_types", "rng", "manual_seed", "matmul", "uses_onednn", "device_of",
            "move", "to_host", "errstate", "scatter_add_at", "STRICT"]
 
 #: ``EMBER_STRICT_BACKEND=1``: the CPU device computes with :mod:`ember.backend.strict` (NumPy restricted to
@@ -260,6 +260,13 @@ def scratch(xp, shape: tuple, dtype):
 _BLAS_THREADED = 65536 * 4   # m*n*k above which OpenBLAS splits a product across its thread pool
 
 
+def uses_onednn(xp, a, b) -> bool:
+    """Whether :func:`matmul` runs ``a @ b`` on oneDNN: a float32 NumPy product large enough that OpenBLAS
+    would thread it (see there)."""
+    return bool(xp is numpy and a.ndim and b.ndim and a.dtype == b.dtype == numpy.float32
+                and a.size * (b.shape[-1] if b.ndim > 1 else 1) > _BLAS_THREADED and onednn.usable(xp, a, b))
+
+
 def matmul(xp, a, b, out=None):
     """``xp.matmul(a, b, out=out)``, with large float32 NumPy products on oneDNN when it is installed.
 
@@ -270,8 +277,7 @@ def matmul(xp, a, b, out=None):
     step; smaller ones stay on single-threaded OpenBLAS, which wakes no pool. Results agree to float32
     rounding (a different summation order).
     """
-    if (xp is numpy and a.ndim and b.ndim and a.dtype == b.dtype == numpy.float32
-            and a.size * (b.shape[-1] if b.ndim > 1 else 1) > _BLAS_THREADED and onednn.usable(xp, a, b)):
+    if uses_onednn(xp, a, b):
         if a.ndim > 1 and b.ndim > 1:
             r = onednn.matmul(a, b, out)
         else:                                   # a vector operand: a one-row or one-column matrix

@@ -10,8 +10,7 @@ Elsewhere (float64, CuPy, no oneDNN) the fused ops run the product and a ReLU in
 """
 from __future__ import annotations
 
-from ..backend import matmul as _matmul
-from ..backend import onednn
+from ..backend import onednn, uses_onednn
 from ..ops.activation import Relu
 from ..ops.conv import Conv2d
 from ..ops.linalg import Linear
@@ -28,14 +27,11 @@ class LinearRelu(Linear):
 
     def forward(self, x, w, b=None):
         xp = self.xp
-        if x.ndim == 2 and b is not None and onednn.usable(xp, x, w, b) and \
-                x.size * w.shape[0] > _matmul_threshold():        # where eager's linear takes oneDNN too
+        if x.ndim == 2 and b is not None and uses_onednn(xp, x, w.T):    # where eager's linear takes oneDNN too
             out = onednn.matmul(x, w.T, bias=b, relu=True)
             if out is not None:
                 return out
-        out = _matmul(xp, x, w.T)
-        if b is not None:
-            out += b
+        out = super().forward(x, w, b)
         return xp.maximum(out, 0, out=out)
 
 
@@ -53,11 +49,6 @@ class Conv2dRelu(Conv2d):
                 return out
         out = super().forward(x, w, b, stride=stride, pad=pad, dilation=dilation, groups=groups, out_hw=out_hw)
         return xp.maximum(out, 0, out=out)
-
-
-def _matmul_threshold() -> int:
-    from ..backend import _BLAS_THREADED
-    return _BLAS_THREADED
 
 
 _FUSED = {Linear: LinearRelu, Conv2d: Conv2dRelu}
