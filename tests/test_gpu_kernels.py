@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import ember
+from helpers.training import cross_entropy_step
 from ember.graph import cuda_graph, fusion, passes, trace
 from ember.graph import function as jit_function
 
@@ -227,12 +228,7 @@ def test_jitted_adam_step_with_cuda_kernels_matches_eager(monkeypatch):
         opt = ember.optim.Adam(model.parameters(), lr=1e-2)
         x, y = ember.randn(5, 6), ember.tensor(np.array([0, 2, 1, 1, 0]))
 
-        def step():
-            opt.zero_grad()
-            loss = ember.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = cross_entropy_step(model, opt, x, y)
         run = ember.jit(step) if use_jit else step
         losses = [float(run().item()) for _ in range(4)]
         runs.append((losses, [p.detach().numpy().copy() for p in model.parameters()]))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import ember
+from helpers.training import cross_entropy_step
 from ember.graph.codegen import compile_graph
 
 
@@ -16,14 +17,7 @@ def _lenet_step(seed=0):
                               ember.nn.Linear(4 * 5 * 5, 10))
     opt = ember.optim.Adam(net.parameters(), lr=1e-2)
     x, y = ember.randn(8, 1, 12, 12), ember.randint(0, 10, (8,))
-
-    def step():
-        opt.zero_grad()
-        loss = ember.nn.functional.cross_entropy(net(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return net, step
+    return net, cross_entropy_step(net, opt, x, y)
 
 
 @pytest.mark.parametrize("compiled", [False, True])

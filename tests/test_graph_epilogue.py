@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import ember
+from helpers.training import cross_entropy_step
 from ember.graph.epilogue import fuse_epilogues
 
 
@@ -22,12 +23,7 @@ def test_jitted_training_step_fuses_and_matches_eager(dtype):
         opt = ember.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
         x, y = ember.randn(64, 2, 10, 10, dtype=getattr(ember, dtype)), ember.randint(0, 5, (64,))
 
-        def step():
-            opt.zero_grad()
-            loss = ember.nn.functional.cross_entropy(net(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = cross_entropy_step(net, opt, x, y)
         fn = ember.jit(step) if use_jit else step
         losses = [float(fn()) for _ in range(5)]
         if use_jit:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import ember
+from helpers.training import cross_entropy_step
 import ember.nn as nn
 from ember.graph import Graph, JitMismatchError, TracerWarning, Value, trace
 
@@ -212,16 +213,6 @@ def _net(kind):
             ember.randn(16, 1, 28, 28))
 
 
-def _train_step(model, opt):
-    def step(x, y):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
-
-
 def _optimizer(name, params):
     if name == "sgd":
         return ember.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
@@ -255,7 +246,7 @@ def test_jitted_training_step_matches_eager_for_100_steps(kind, opt_name, monkey
         model, x = _net(kind)
         y = ember.tensor(np.arange(x.shape[0]) % 10)
         opt = _optimizer(opt_name, model.parameters())
-        step = _train_step(model, opt)
+        step = cross_entropy_step(model, opt)
         run = ember.jit(step) if use_jit else step
         losses.append([float(run(x, y).item()) for _ in range(100)])
         weights.append([p.detach().numpy().copy() for p in model.parameters()])
@@ -276,7 +267,7 @@ def test_jitted_step_follows_a_learning_rate_schedule():
         y = ember.tensor(np.arange(32) % 10)
         opt = ember.optim.SGD(model.parameters(), lr=0.1)
         sched = ember.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
-        step = _train_step(model, opt)
+        step = cross_entropy_step(model, opt)
         run = ember.jit(step) if use_jit else step
         for _ in range(6):
             run(x, y)
@@ -410,7 +401,7 @@ def test_jitted_step_updates_batchnorm_running_statistics(momentum):
         model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8, momentum=momentum), nn.ReLU(),
                               nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
         opt = ember.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        step = _train_step(model, opt)
+        step = cross_entropy_step(model, opt)
         run = ember.jit(step) if use_jit else step
         x, y = ember.randn(6, 3, 8, 8), ember.tensor([0, 1, 2, 3, 0, 1])
         for _ in range(7):
@@ -486,12 +477,7 @@ def test_debug_checks_a_training_step_and_updates_the_model_once():
         opt = ember.optim.Adam(model.parameters(), lr=1e-2)
         x, y = ember.randn(5, 8), ember.randint(0, 3, (5,))
 
-        def step():
-            opt.zero_grad()
-            loss = ember.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = cross_entropy_step(model, opt, x, y)
         jf = ember.jit(step, debug=debug)
         losses = [float(jf()) for _ in range(4)]
         runs.append((losses, [p.detach().numpy().copy() for p in model.parameters()]))
