@@ -128,6 +128,7 @@ class JitFunction:
         traced = graph
         leaves = _leaves_of(args, kwargs)
         if self.optimize:
+            from .compiled_ops import use_compiled_kernels
             from .epilogue import fuse_epilogues
             from .fusion import fuse_elementwise
             from .passes import optimize
@@ -138,7 +139,7 @@ class JitFunction:
             recorded = _state.enabled and probe.recorded and (probe.needs_grad or any(t.requires_grad for t in leaves))
             backend = _backend_of(graph, leaves)
             if not (recorded or self.debug) and backend == "numpy":
-                graph = fuse_elementwise(fuse_epilogues(graph))
+                graph = fuse_elementwise(fuse_epilogues(use_compiled_kernels(graph)))
             elif not (recorded or self.debug) and backend == "cupy":
                 graph = fuse_elementwise(graph, _cupy())
         entry = self.cache[key] = _Entry(graph.freeze(), traced if self.debug else None)

@@ -28,13 +28,26 @@ def _sum_to_shape(xp, a, shape):
     return out.reshape(shape)
 
 
-def _softmax_rows(xp, s):
+def _softmax_rows(xp, s, shift=None):
     """Softmax over the last axis of the fresh score array ``s``, in place.
 
     A row whose scores are all ``-inf`` (every key masked out) becomes all zeros, as in PyTorch's
     ``scaled_dot_product_attention`` (not NaN). Returns ``(p, valid)`` with ``valid`` the boolean
-    ``(..., L, 1)`` array of rows that kept a key, or None when every row did.
+    ``(..., L, 1)`` array of rows that kept a key, or None when every row did. ``shift`` replaces
+    :func:`_shift_rows` (graph mode's compiled row kernel, with the same results).
     """
+    dead = (shift or _shift_rows)(xp, s)
+    xp.exp(s, out=s)
+    den = s.sum(axis=-1, keepdims=True)
+    if dead is not None:
+        den = xp.where(dead, 1, den)
+    s /= den
+    return s, (~dead if dead is not None else None)
+
+
+def _shift_rows(xp, s):
+    """Subtract each row's maximum from ``s`` in place (a row of only ``-inf`` is left as it is); returns the
+    boolean ``(..., L, 1)`` array of such dead rows, or None when there is none."""
     m = s.max(axis=-1, keepdims=True)
     dead = m == -math.inf
     # on the host the check is free and skips two small passes; on a GPU it would wait for the device (and
@@ -43,12 +56,7 @@ def _softmax_rows(xp, s):
     if any_dead:
         m = xp.where(dead, 0, m)
     s -= m
-    xp.exp(s, out=s)
-    den = s.sum(axis=-1, keepdims=True)
-    if any_dead:
-        den = xp.where(dead, 1, den)
-    s /= den
-    return s, (~dead if any_dead else None)
+    return dead if any_dead else None
 
 
 def _swap(a):
@@ -103,7 +111,7 @@ class ScaledDotProductAttention(Op):
                     s += add
                 else:
                     s = s + add
-        p, self.valid = _softmax_rows(xp, s)
+        p, self.valid = _softmax_rows(xp, s, self._shift)
         self.p, self.keep, self.qs = p, keep, qs
         pd = p * keep if keep is not None else p
         out = _matmul(xp, pd, v)
@@ -111,6 +119,18 @@ class ScaledDotProductAttention(Op):
             self.out = out
             return out, (pd if keep is not None else p.copy())    # never hand out the array kept for the backward
         return out
+
+    def _shift(self, xp, s):
+        """:func:`_shift_rows` (graph mode's compiled variant overrides it)."""
+        return _shift_rows(xp, s)
+
+    def _score_grad(self, xp, dp, rowdot, keep, p):
+        """``(dp * keep - rowdot) * p`` in place on ``dp`` (graph mode's compiled variant overrides it)."""
+        if keep is not None:
+            dp *= keep
+        dp -= rowdot
+        dp *= p
+        return dp
 
     def _out(self):
         """The forward's output array (version-checked against in-place changes where Op keeps it)."""
@@ -148,10 +168,7 @@ class ScaledDotProductAttention(Op):
         else:
             dp = gw.data.copy()
             rowdot = xp.einsum("...i,...i->...", dp, pd)[..., None]
-        if keep is not None:
-            dp *= keep
-        dp -= rowdot
-        dp *= p                                                        # the score gradient, unscaled
+        dp = self._score_grad(xp, dp, rowdot, keep, p)                  # the score gradient, unscaled
         gm = _wrap(_sum_to_shape(xp, dp, mask.shape)) if em else None
         if eq:
             gq = _matmul(xp, dp, k)

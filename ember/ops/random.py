@@ -21,8 +21,11 @@ class Dropout(Op):
     random = True
 
     def forward(self, x, p):
-        keep = rng().random(x.shape, dtype="float32" if x.dtype.itemsize <= 4 else "float64") >= p
-        self.mask = self.xp.asarray(keep, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+        return self._apply(x, rng().random(x.shape, dtype="float32" if x.dtype.itemsize <= 4 else "float64"), p)
+
+    def _apply(self, x, u, p):
+        """``x * mask`` for the uniform draws ``u`` (graph mode's compiled variant overrides it)."""
+        self.mask = self.xp.asarray(u >= p, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - p))
         return x * self.mask
 
     def backward(self, g):

@@ -1,0 +1,105 @@
+"""Graph-mode variants of the ops that have compiled row kernels (:mod:`ember.graph.kernels`).
+
+:func:`use_compiled_kernels` swaps a graph's attention, dropout and cross-entropy nodes for these subclasses (in place;
+``ember.jit`` does it for NumPy graphs when numba is installed). Each keeps its op's contract: the same
+outputs to the bit, the same state for its backward and the same random draws, so a jitted step gives
+eager mode's numbers. It hands the arrays it can take (float32/float64 NumPy) to a kernel; anything else
+(other dtypes, CuPy arrays, non-contiguous inputs) takes the op's own path.
+
+>>> import ember
+>>> q = ember.randn(2, 4, 8)
+>>> g = ember.graph.trace(lambda q: ember.nn.functional.scaled_dot_product_attention(q, q, q), q)
+>>> [n.op.__name__ for n in use_compiled_kernels(g).nodes]
+['CompiledAttention']
+"""
+from __future__ import annotations
+
+import numpy
+
+from ..autograd.grad_mode import _state
+from ..backend import STRICT
+from ..nn._cross_entropy import CrossEntropy
+from ..ops._util import _wrap
+from ..ops.attention import ScaledDotProductAttention
+from ..ops.random import Dropout
+from . import kernels
+from .ir import Graph
+
+__all__ = ["use_compiled_kernels", "CompiledAttention", "CompiledDropout", "CompiledCrossEntropy"]
+
+_FLOATS = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
+
+
+def _usable(*arrays) -> bool:
+    """NumPy float32/float64 arrays of one dtype (None skipped): what the kernels take."""
+    arrays = [a for a in arrays if a is not None]
+    return (kernels.available and not STRICT and all(type(a) is numpy.ndarray for a in arrays)
+            and arrays[0].dtype in _FLOATS and all(a.dtype == arrays[0].dtype for a in arrays))
+
+
+def _rows(a, k: int):
+    """``a`` as a C-contiguous (rows, k) array (a view when it already is one)."""
+    return numpy.ascontiguousarray(a).reshape(-1, k)
+
+
+class CompiledAttention(ScaledDotProductAttention):
+    """``scaled_dot_product_attention`` whose row-maximum step and score gradient are row kernels."""
+
+    def _shift(self, xp, s):
+        if not (_usable(s) and s.flags.c_contiguous):
+            return super()._shift(xp, s)
+        dead = numpy.zeros(s.size // s.shape[-1], bool)
+        kernels.kernel(kernels.shift_rows)(s.reshape(-1, s.shape[-1]), dead)
+        return dead.reshape(s.shape[:-1] + (1,)) if dead.any() else None
+
+    def _score_grad(self, xp, dp, rowdot, keep, p):
+        if not (_usable(dp, p, keep, rowdot) and dp.flags.c_contiguous and dp.shape == p.shape
+                and (keep is None or keep.shape == p.shape) and rowdot.size * dp.shape[-1] == dp.size):
+            return super()._score_grad(xp, dp, rowdot, keep, p)
+        k = dp.shape[-1]
+        kernels.kernel(kernels.softmax_grad_rows)(dp.reshape(-1, k), _rows(p, k),
+                       None if keep is None else _rows(keep, k), numpy.ascontiguousarray(rowdot).reshape(-1))
+        return dp
+
+
+class CompiledDropout(Dropout):
+    """Dropout whose mask and product are one pass over the same uniform draws as :class:`Dropout`."""
+
+    def _apply(self, x, u, p):
+        if not (_usable(x, u) and x.flags.c_contiguous):
+            return super()._apply(x, u, p)
+        t = x.dtype.type
+        self.mask, out = numpy.empty_like(x), numpy.empty_like(x)
+        kernels.kernel(kernels.dropout_apply)(x.reshape(-1), u.reshape(-1), t(p), t(1.0 / (1.0 - p)),
+                       self.mask.reshape(-1), out.reshape(-1))
+        return out
+
+
+class CompiledCrossEntropy(CrossEntropy):
+    """Cross-entropy of (N, C) logits whose gradient, when every target counts (no class weights, label
+    smoothing or ignored targets), is one row pass over the softmax."""
+
+    def backward(self, g):
+        a = self.attrs
+        if (self.edges[0] is None or _state.enabled or a.get("weight") is not None or a["label_smoothing"]
+                or a["reduction"] == "none" or self.logp.ndim != 2 or not _usable(self.logp, g.data)
+                or not bool(self.valid.all())):
+            return super().backward(g)
+        scale = g.data / self.denom if a["reduction"] == "mean" else g.data
+        one = self.logp.dtype.type
+        p = numpy.exp(self.logp)
+        kernels.kernel(kernels.cross_entropy_grad_rows)(p, self.tc, one(1), one(scale))
+        return _wrap(p), None
+
+
+_VARIANTS = {ScaledDotProductAttention: CompiledAttention, Dropout: CompiledDropout,
+             CrossEntropy: CompiledCrossEntropy}
+
+
+def use_compiled_kernels(graph: Graph) -> Graph:
+    """Give each node of an op with a compiled variant that variant (in place; a backward node replays the
+    variant's backward, as it replays the forward node's op). A no-op without numba."""
+    if kernels.available:
+        for n in graph.nodes:
+            n.op = _VARIANTS.get(n.op, n.op)
+    return graph

@@ -1,0 +1,93 @@
+"""Row kernels for graph mode: the steps of attention's softmax and of dropout that NumPy does slowly,
+as compiled numba loops with NumPy's results to the bit.
+
+NumPy takes a maximum along a short last axis (a softmax over 64 keys) at a few elements per nanosecond,
+half the time of the whole softmax, and each further step is another pass over the array with its own
+temporaries. Here each row's maximum is found and subtracted while the row is in cache; the attention
+score gradient ``(dp * keep - rowdot) * p``, dropout's mask and product, and cross-entropy's gradient
+``(softmax - one_hot) * scale`` are one pass each. Every value
+is the same float operation NumPy applies (a maximum, then one rounding per ``-``, ``*``), so a jitted
+step gives eager mode's numbers exactly; sums and ``exp`` stay with NumPy, whose summation order and
+vectorised ``exp`` a loop here would not reproduce. The sources are fixed functions of this module (never
+generated), compiled on first use and cached on disk; they run in the calling thread (spreading rows over
+numba's OpenMP pool was measured and dropped: its workers spin against OpenBLAS's and oneDNN's, and a
+2-core Transformer step went from about 27 ms to about 45 ms, eager steps included).
+
+>>> import numpy
+>>> s, dead = numpy.array([[1., 3.], [-numpy.inf, -numpy.inf]]), numpy.zeros(2, bool)
+>>> if available:
+...     kernel(shift_rows)(s, dead)
+...     print(s, dead)
+[[ -2.   0.]
+ [-inf -inf]] [False  True]
+"""
+from __future__ import annotations
+
+import math
+
+from .fusion import available
+
+__all__ = ["available", "kernel", "shift_rows", "softmax_grad_rows", "dropout_apply", "cross_entropy_grad_rows"]
+
+_compiled: dict = {}
+
+
+def kernel(fn):
+    """The numba-compiled ``fn`` (one of this module's kernels): compiled once per process, cached on disk."""
+    compiled = _compiled.get(fn.__name__)
+    if compiled is None:
+        import numba
+        compiled = _compiled[fn.__name__] = numba.njit(nogil=True, cache=True, error_model="numpy")(fn)
+    return compiled
+
+
+def shift_rows(s, dead):
+    """Subtract each (R, S) row's maximum in place, as ``s -= s.max(-1, keepdims=True)``; a row of only
+    ``-inf`` is left as it is and sets ``dead[r]``. A NaN makes its row's maximum NaN, as NumPy's."""
+    R, S = s.shape
+    for r in range(R):
+        m = s[r, 0]
+        for j in range(1, S):
+            v = s[r, j]
+            if v > m or v != v:
+                m = v
+                if m != m:
+                    break
+        if m == -math.inf:
+            dead[r] = True
+            continue
+        for j in range(S):
+            s[r, j] = s[r, j] - m
+
+
+def softmax_grad_rows(dp, p, keep, rowdot):
+    """The attention score gradient in place: ``dp = (dp * keep - rowdot) * p`` per (R, S) row, each step
+    rounded as NumPy's (``keep``, the dropout multiplier, may be None)."""
+    R, S = dp.shape
+    for r in range(R):
+        c = rowdot[r]
+        if keep is None:
+            for j in range(S):
+                dp[r, j] = (dp[r, j] - c) * p[r, j]
+        else:
+            for j in range(S):
+                dp[r, j] = (dp[r, j] * keep[r, j] - c) * p[r, j]
+
+
+def dropout_apply(x, u, p, scale, mask, out):
+    """``mask = where(u >= p, scale, 0)`` and ``out = x * mask`` over flat arrays, in one pass."""
+    for i in range(x.shape[0]):
+        m = scale if u[i] >= p else scale * 0
+        mask[i] = m
+        out[i] = x[i] * m
+
+
+def cross_entropy_grad_rows(p, t, one, scale):
+    """``p = (p - one_hot(t)) * scale`` in place on the (N, C) softmax: cross-entropy's gradient when every
+    target counts (``one`` and ``scale`` in ``p``'s dtype, so each step rounds as NumPy's)."""
+    N, C = p.shape
+    for n in range(N):
+        k = t[n]
+        p[n, k] = p[n, k] - one
+        for j in range(C):
+            p[n, j] = p[n, j] * scale

@@ -1,0 +1,134 @@
+"""Graph mode's compiled row kernels (ember.graph.kernels, ember.graph.compiled_ops): a jitted graph swaps
+attention, dropout and cross-entropy for their compiled variants, which give eager mode's numbers to the bit
+(forward, gradients and random draws), and fall back to the op's own path for what the kernels do not take."""
+import numpy as np
+import pytest
+
+import ember
+from ember.graph import compiled_ops, kernels
+from ember.ops.attention import _shift_rows
+
+F = ember.nn.functional
+pytestmark = pytest.mark.skipif(not kernels.available, reason="the compiled kernels need numba")
+
+
+def _grads_step(fn, tensors):
+    """A step returning fn's output and the gradients of a weighted sum of it for ``tensors``."""
+    def step():
+        for t in tensors:
+            t.grad = None
+        out = fn()
+        w = ember.tensor(np.linspace(-1, 1, out.numel()).reshape(out.shape), dtype=out.dtype)
+        (out * w).sum().backward()
+        return (out.detach(), *[t.grad.detach() for t in tensors])
+    return step
+
+
+def _eager_and_jit(make, seed=0, calls=3):
+    """The results of ``calls`` calls of make()'s step run eagerly and through ember.jit, from one seed, and
+    the jitted graph's op names."""
+    runs, names = [], None
+    for use_jit in (False, True):
+        ember.manual_seed(seed)
+        step, tensors = make()
+        fn = ember.jit(step) if use_jit else step
+        runs.append([[a.numpy().copy() for a in fn()] for _ in range(calls)])
+        if use_jit:
+            names = {n.op.__name__ for n in fn.graphs[0].nodes}
+    return runs, names
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", ["plain", "dropout", "causal", "bool_mask_dead_row", "float_mask"])
+def test_attention_matches_eager_to_the_bit(dtype, case):
+    def make():
+        dt = getattr(ember, dtype)
+        q, k, v = (ember.randn(2, 3, 5, 4, dtype=dt, requires_grad=True) for _ in range(3))
+        kw = {}
+        if case == "dropout":
+            kw["dropout_p"] = 0.3
+        elif case == "causal":
+            kw["is_causal"] = True
+        elif case == "bool_mask_dead_row":
+            mask = np.ones((5, 5), bool)
+            mask[2] = False                         # every key masked for query 2: a row of zeros, not NaN
+            kw["attn_mask"] = ember.tensor(mask)
+        elif case == "float_mask":
+            kw["attn_mask"] = ember.randn(5, 5, dtype=dt)
+        return _grads_step(lambda: F.scaled_dot_product_attention(q, k, v, **kw), [q, k, v]), [q, k, v]
+    (eager, jitted), names = _eager_and_jit(make)
+    assert "CompiledAttention" in names
+    for e_call, j_call in zip(eager, jitted):
+        for a, b in zip(e_call, j_call):
+            assert np.isfinite(a).all()
+            np.testing.assert_array_equal(b, a)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("transposed", [False, True])       # a non-contiguous input takes Dropout's own path
+def test_dropout_matches_eager_to_the_bit(dtype, transposed):
+    def make():
+        x = ember.randn(64, 33, dtype=getattr(ember, dtype), requires_grad=True)
+        return _grads_step(lambda: F.dropout(x.t() if transposed else x, 0.25, training=True), [x]), [x]
+    (eager, jitted), names = _eager_and_jit(make, seed=5)
+    assert "CompiledDropout" in names
+    for e_call, j_call in zip(eager, jitted):
+        for a, b in zip(e_call, j_call):
+            np.testing.assert_array_equal(b, a)
+    kept = eager[0][0] != 0                         # and it is dropout: about a quarter dropped, the rest scaled
+    assert 0.15 < 1 - kept.mean() < 0.35
+    assert len({tuple(np.flatnonzero(c[0].reshape(-1) == 0)[:20]) for c in eager}) == 3   # fresh masks per call
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"reduction": "sum"}, {"reduction": "none"}, {"ignore_index": 1},
+                                    {"label_smoothing": 0.1}, {"weight": "w"}])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cross_entropy_matches_eager_to_the_bit(kwargs, dtype):
+    def make():
+        dt = getattr(ember, dtype)
+        x = ember.randn(7, 4, dtype=dt, requires_grad=True)
+        y = ember.tensor([0, 1, 3, 2, 1, 0, 3])
+        kw = dict(kwargs)
+        if kw.get("weight") == "w":
+            kw["weight"] = ember.tensor([1.0, 2.0, 0.5, 1.5], dtype=dt)
+        return _grads_step(lambda: F.cross_entropy(x, y, **kw), [x]), [x]
+    (eager, jitted), names = _eager_and_jit(make)
+    assert "CompiledCrossEntropy" in names
+    for e_call, j_call in zip(eager, jitted):
+        for a, b in zip(e_call, j_call):
+            np.testing.assert_array_equal(b, a)
+
+
+def test_shift_rows_kernel_keeps_numpy_semantics_for_inf_and_nan():
+    s = np.array([[1.0, 3.0, -np.inf, 2.0], [-np.inf] * 4, [0.0, np.nan, 5.0, 1.0], [np.nan, 1.0, 2.0, 3.0],
+                  [np.inf, 1.0, 0.0, -np.inf]], np.float32)
+    want, got = s.copy(), s.copy()
+    dead = np.zeros(len(s), bool)
+    with np.errstate(invalid="ignore"):
+        want_dead = _shift_rows(np, want)
+        kernels.kernel(kernels.shift_rows)(got, dead)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(dead, want_dead[:, 0])
+
+
+def test_the_pass_is_a_no_op_without_numba(monkeypatch):
+    q = ember.randn(2, 4, 8)
+    monkeypatch.setattr(kernels, "available", False)
+    g = compiled_ops.use_compiled_kernels(
+        ember.graph.trace(lambda q: F.scaled_dot_product_attention(q, q, q, dropout_p=0.5), q))
+    assert [n.op.__name__ for n in g.nodes] == ["ScaledDotProductAttention"]
+
+
+def test_the_variants_fall_back_on_arrays_the_kernels_do_not_take(monkeypatch):
+    """float16 scores and a kernel-less backend (the strict one, or CuPy) take the op's own path."""
+    x = ember.randn(4, 6).to(ember.float16)
+    g = compiled_ops.use_compiled_kernels(ember.graph.trace(lambda x: F.scaled_dot_product_attention(x, x, x), x))
+    want = F.scaled_dot_product_attention(x, x, x).numpy()
+    np.testing.assert_array_equal(g.run(x.numpy())[0], want)
+    monkeypatch.setattr(compiled_ops, "STRICT", True)
+    called = []
+    monkeypatch.setattr(kernels, "kernel", lambda fn: called.append(fn) or (lambda *a: None))
+    x32 = ember.randn(4, 6)
+    g = compiled_ops.use_compiled_kernels(ember.graph.trace(lambda x: F.scaled_dot_product_attention(x, x, x), x32))
+    np.testing.assert_array_equal(g.run(x32.numpy())[0], F.scaled_dot_product_attention(x32, x32, x32).numpy())
+    assert called == []
