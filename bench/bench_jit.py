@@ -1,6 +1,6 @@
 """Graph mode (``ember.jit``) against eager mode and PyTorch: training-step throughput, side by side in one process.
 
-Run:  python bench/bench_jit.py [--threads 2] [--runs 5] [--steps 10] [--models mlp,lenet,transformer]
+Run:  python bench/bench_jit.py [--threads 2] [--runs 5] [--steps 10] [--alternate 100] [--models mlp,lenet,transformer]
       [--torch-compile]
 
 Each model is built in both libraries from the same initial weights (PyTorch's ``state_dict`` copied in):
@@ -13,7 +13,9 @@ Each model is built in both libraries from the same initial weights (PyTorch's `
 A step is zero_grad, forward, cross-entropy, backward and the optimizer's step; the jitted step is the same
 function through ``ember.jit``, so one graph holds all of it. Ratios are medians of back-to-back pairs of
 ``--steps`` steps (``steps.compare_steps``): jit ÷ eager, jit ÷ PyTorch eager, and with ``--torch-compile``
-``torch.compile``'d PyTorch ÷ PyTorch eager. Also prints the peak of NumPy's allocations during one LeNet-5
+``torch.compile``'d PyTorch ÷ PyTorch eager. jit ÷ eager is also measured over ``--alternate`` single steps of
+each run alternately (``steps.alternate_steps``: the ratio of the median step times), which a noisy shared
+VM disturbs less. Also prints the peak of NumPy's allocations during one LeNet-5
 step (``tracemalloc``) in eager and graph mode. Writes bench/results/jit.json.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ import sys
 import tracemalloc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from steps import compare_steps, set_threads  # noqa: E402
+from steps import alternate_steps, compare_steps, set_threads  # noqa: E402
 
 
 def _mlp(nn, F):
@@ -99,6 +101,7 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--models", default="mlp,lenet,transformer")
+    ap.add_argument("--alternate", type=int, default=100, help="single jit and eager steps timed alternately")
     ap.add_argument("--torch-compile", action="store_true", help="also time torch.compile'd PyTorch")
     args = ap.parse_args(argv)
     set_threads(args.threads)
@@ -114,12 +117,16 @@ def main(argv=None):
         ember_step, torch_step, tm = build(name, ember, torch)
         jit_step = ember.jit(ember_step)
         jit_step()                                        # trace and compile before timing
-        r = {"jit_vs_eager": compare_steps(jit_step, ember_step, steps=args.steps, runs=args.runs),
+        alt = alternate_steps(jit_step, ember_step, steps=args.alternate)
+        r = {"jit_vs_eager_alternating": alt,
+             "jit_vs_eager": compare_steps(jit_step, ember_step, steps=args.steps, runs=args.runs),
              "jit_vs_torch": compare_steps(jit_step, torch_step, steps=args.steps, runs=args.runs),
              "eager_vs_torch": compare_steps(ember_step, torch_step, steps=args.steps, runs=args.runs)}
         line = (f"{name:<12s} jit {r['jit_vs_eager']['ember_steps_per_s']:8.1f} steps/s  eager "
                 f"{r['jit_vs_eager']['torch_steps_per_s']:8.1f}  torch {r['jit_vs_torch']['torch_steps_per_s']:8.1f}"
-                f"   jit/eager = {r['jit_vs_eager']['ratio']:.2f}x   jit/torch = {r['jit_vs_torch']['ratio']:.2f}x"
+                f"   jit/eager = {r['jit_vs_eager']['ratio']:.2f}x (alternating steps: {alt['ratio']:.2f}x, "
+                f"{alt['first_s'] * 1e3:.2f} vs {alt['second_s'] * 1e3:.2f} ms)"
+                f"   jit/torch = {r['jit_vs_torch']['ratio']:.2f}x"
                 f"   eager/torch = {r['eager_vs_torch']['ratio']:.2f}x")
         if args.torch_compile:
             try:

@@ -54,6 +54,25 @@ def compare_steps(ember_step, torch_step, steps: int = 20, runs: int = 5, warmup
             "ember_runs": e_runs, "torch_runs": t_runs}
 
 
+def alternate_steps(first, second, steps: int = 100, warmup: int = 3) -> dict:
+    """Median single-step times of two step functions of one library run alternately (first, second, first,
+    ...), and the ratio second ÷ first of the medians (> 1: ``first`` is faster). Pairing each step with its
+    neighbour cancels the slow drifts of a shared VM better than runs of several steps; use it where both
+    run on the same thread pools (two modes of Ember), not Ember against PyTorch (see ``settle``)."""
+    for _ in range(warmup):
+        first()
+        second()
+    times = ([], [])
+    clock = time.perf_counter
+    for _ in range(steps):
+        for fn, out in zip((first, second), times):
+            t0 = clock()
+            fn()
+            out.append(clock() - t0)
+    a, b = statistics.median(times[0]), statistics.median(times[1])
+    return {"first_s": a, "second_s": b, "ratio": b / a, "steps": steps}
+
+
 def report(name: str, r: dict) -> str:
     """One line: steps/s of both and the ratio."""
     return (f"{name:<34s} ember {r['ember_steps_per_s']:8.2f} steps/s   torch {r['torch_steps_per_s']:8.2f} steps/s"
