@@ -23,7 +23,7 @@ except ImportError:     # optional: bfloat16 only
     _ml_dtypes = None
 
 __all__ = ["dtype", "bfloat16", "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool_",
-           "get_default_dtype", "set_default_dtype", "as_dtype", "result_type", "promote_scalar"]
+           "get_default_dtype", "set_default_dtype", "as_dtype", "result_type", "promote_scalar", "is_float"]
 
 
 class dtype:
@@ -81,6 +81,17 @@ if _ml_dtypes is not None:
 else:   # pragma: no cover - ml_dtypes comes with onnx
     bfloat16 = _MissingDtype("bfloat16", "ml_dtypes")
     BF16_NP = None
+
+def is_float(np_dtype) -> bool:
+    """Whether the NumPy (or CuPy) dtype ``np_dtype`` holds floating point numbers: kind ``"f"``, or ml_dtypes'
+    bfloat16, which NumPy files under kind ``"V"`` (as it does structured records, which are not floats).
+
+    >>> import numpy
+    >>> is_float(numpy.dtype("float16")), is_float(bfloat16.np), is_float(numpy.dtype([("a", "f4")]))
+    (True, True, False)
+    """
+    return np_dtype.kind == "f" or (BF16_NP is not None and np_dtype == BF16_NP)
+
 
 _ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool_) + ((bfloat16,) if BF16_NP else ())
 _BY_NP = {d.np: d for d in _ALL}

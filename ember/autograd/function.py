@@ -17,6 +17,7 @@ tensor([6.])
 """
 from __future__ import annotations
 
+from ..dtypes import is_float
 from ..tensor import Tensor, _wrap
 from .grad_mode import _state
 from .node import Node, _leaf_edge, _raise_freed
@@ -104,7 +105,7 @@ class Function:
         ctx.out_meta = [(o.data.shape, o.data.dtype) if isinstance(o, Tensor) else ((), None) for o in outs]
         wrapped = []
         for i, o in enumerate(outs):
-            if isinstance(o, Tensor) and o.data.dtype.kind in "fV" and id(o) not in ctx.non_differentiable:
+            if isinstance(o, Tensor) and is_float(o.data.dtype) and id(o) not in ctx.non_differentiable:
                 t = _wrap(o.data)
                 t.requires_grad = True
                 t._node, t._idx = ctx, i

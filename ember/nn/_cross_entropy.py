@@ -6,6 +6,7 @@ a few elementwise ops instead of a whole log-softmax graph.
 """
 from __future__ import annotations
 
+from ..dtypes import is_float
 from ..autograd.grad_mode import is_grad_enabled
 from ..backend import device_of, errstate
 from ..ops._util import Op, OpError, Tensor, _wrap, as_tensor_arg, describe
@@ -120,7 +121,7 @@ class NLLLoss(_IndexLoss):
 def _check_index_target(input: Tensor, target: Tensor, weight, ignore_index: int, who: str):
     """Validate (N, C, d1, ...) input, integer (N, d1, ...) target in range and a (C,) weight."""
     shape = tuple(input.shape)
-    if input.data.dtype.kind not in "fV":
+    if not is_float(input.data.dtype):
         raise OpError(f"{who}: expected a floating point input, got {describe((input,))}")
     if len(shape) == 0:
         raise OpError(f"{who}: input must have at least 1 dim (C,) or 2 dims (N, C, ...), got a 0-d tensor")
@@ -189,7 +190,7 @@ def _soft_cross_entropy(input, target, weight, reduction, label_smoothing):
     from ..ops.reduce import sum as _sum
     from ..ops.shape import reshape
     from ..ops.softmax import log_softmax
-    if input.data.dtype.kind not in "fV":
+    if not is_float(input.data.dtype):
         raise OpError(f"cross_entropy: expected a floating point input, got {describe((input,))}")
     dim = 0 if input.ndim == 1 else 1
     n = input.shape[dim]

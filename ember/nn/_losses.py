@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 
+from ..dtypes import is_float
 from ..backend import broadcast_shapes, errstate
 from ..ops._util import Op, OpError, Tensor, as_tensor_arg, describe
 from ._util import check_reduction
@@ -41,7 +42,7 @@ def _pair(input, target, who: str, strict: bool = False):
     if not isinstance(input, Tensor):
         raise OpError(f"{who}: expected input to be an ember.Tensor, got {type(input).__name__}")
     target = as_tensor_arg(target, input)
-    if input.data.dtype.kind not in "fV" or target.data.dtype.kind not in "fV":
+    if not is_float(input.data.dtype) or not is_float(target.data.dtype):
         raise OpError(f"{who}: expected floating point input and target, got {describe((input, target))}")
     if tuple(input.shape) != tuple(target.shape):
         if strict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from ..dtypes import is_float
 from ..autograd.grad_mode import _state
 from ._util import Op, OpError, Tensor, describe, tensor_method
 from .unary import _erf_forward, _float_input, _sigmoid_array, erf, exp, masked, sigmoid, tanh
@@ -33,8 +34,7 @@ def _check(x, name: str, floats: bool = True) -> Tensor:
     """Activations take a Tensor; most need a floating one (as PyTorch's kernels)."""
     if not isinstance(x, Tensor):
         raise OpError(f"{name}: expected a Tensor, got {describe((x,))}")
-    kind = x.data.dtype.kind
-    if kind == "b" or (floats and kind not in "fV"):
+    if x.data.dtype.kind == "b" or (floats and not is_float(x.data.dtype)):
         raise OpError(f"{name}: expected a floating point tensor, got {describe((x,))}")
     return x
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from ..dtypes import is_float
 from ..autograd.grad_mode import _state
 from ..backend import broadcast_shapes, device_of, rng
 from ..backend import matmul as _matmul
@@ -227,7 +228,7 @@ def _check(query: Tensor, key: Tensor, value: Tensor, attn_mask, dropout_p: floa
             raise OpError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
         if t.data.ndim < 2:
             raise OpError(f"{op}: expected query, key and value with at least 2 dims (..., L, E); got {shapes}")
-        if t.data.dtype.kind not in "fV":
+        if not is_float(t.data.dtype):
             raise OpError(f"{op}: expected floating point query, key and value; got {shapes}")
     if not query.data.dtype == key.data.dtype == value.data.dtype:
         raise OpError(f"{op}: query, key and value must have the same dtype; got {shapes}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+from ..dtypes import is_float
 from ..autograd.grad_mode import _state, no_grad
 from ..backend import scratch
 from ._util import Op, OpError, Tensor, _wrap
@@ -220,7 +221,7 @@ def _channel_affine(x: Tensor, scale: Tensor, shift, axis: int) -> Tensor:
 def _check_float(input, op: str) -> None:
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: expected input to be an ember.Tensor, got {type(input).__name__}")
-    if input.data.dtype.kind not in "fV":
+    if not is_float(input.data.dtype):
         raise OpError(f"{op}: expected a floating-point input, got dtype {input.data.dtype} "
                       f"(shape {tuple(input.data.shape)}); convert it with .float()")
 

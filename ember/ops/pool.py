@@ -9,9 +9,9 @@ gradient evenly over its window; again the two are each other's gradient.
 """
 from __future__ import annotations
 
-
 from ..autograd.grad_mode import _state
 from ..backend import cudnn, onednn
+from ..dtypes import is_float
 from ._util import Op, OpError, Tensor, _wrap
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
@@ -149,7 +149,7 @@ def _first_inside(xp, k, s, p, d, out):
 
 def _fill(xp, dtype):
     """What padding counts as: -inf for floats, the smallest value for integers."""
-    return -xp.inf if dtype.kind in "fV" else xp.iinfo(dtype).min
+    return -xp.inf if is_float(dtype) else xp.iinfo(dtype).min
 
 
 def _window_max(xp, x, k, s, p, d, out):
@@ -179,7 +179,7 @@ def _window_max_arg(xp, x, k, s, p, d, out):
     for off, rows, cols in _offset_slices(k, s, d, out):
         v = xpad[:, :, rows, cols]
         upd = v > best
-        if x.dtype.kind in "fV":
+        if is_float(x.dtype):
             upd |= v != v
         xp.maximum(best, v, out=best)                   # NaN propagates, as in PyTorch
         step = off - arg                                # arg += upd * (off - arg): ufuncs beat masked writes

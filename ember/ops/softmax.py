@@ -5,6 +5,7 @@ output with Ember ops, so second derivatives work.
 """
 from __future__ import annotations
 
+from ..dtypes import is_float
 from . import elementwise as _ew
 from . import reduce as _rd
 from . import unary as _un
@@ -49,7 +50,7 @@ def _prepare(input: Tensor, dim, dtype, op: str):
                       f"{tuple(input.shape)} (PyTorch's implicit choice of dim is deprecated)")
     if dtype is not None:
         input = _ew.cast(input, dtype)
-    if input.data.dtype.kind not in "fV":
+    if not is_float(input.data.dtype):
         raise OpError(f"{op}: expected a floating point tensor, got {input.dtype}; pass dtype=ember.float32 "
                       "or call .float() first")
     nd = input.data.ndim

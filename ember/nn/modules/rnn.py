@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 
+from ...dtypes import is_float
 from ... import dtypes as _dt
 from ...creation import empty
 from ...tensor import Tensor
@@ -138,7 +139,7 @@ class RNNBase(Module):
         if input.shape[-1] != self.input_size:
             raise ValueError(f"{name}: input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                              f"got {input.shape[-1]} (input shape {tuple(input.shape)})")
-        if input.data.dtype.kind not in "fV":
+        if not is_float(input.data.dtype):
             raise TypeError(f"{name}: expected a floating point input, got dtype {input.dtype}")
         return input.dim() == 3
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import math
 
+from ...dtypes import is_float
 from ... import dtypes as _dt
 from ...autograd.node import OpError
 from ...creation import empty
@@ -30,10 +31,9 @@ def _canonical(mask, name: str, dtype):
         return None
     if not isinstance(mask, Tensor):
         mask = Tensor(mask)
-    kind = mask.data.dtype.kind
-    if kind == "b":
+    if mask.data.dtype.kind == "b":
         return mask.data
-    if kind not in "fV":
+    if not is_float(mask.data.dtype):
         raise OpError(f"MultiheadAttention: only bool and floating types of masks are supported, got {name} of "
                       f"dtype {mask.dtype}")
     return mask if mask.data.dtype == dtype else mask.to(_dt.from_np(dtype))
