@@ -10,6 +10,7 @@ The cuDNN dispatch of the conv and pool ops is in ``test_gpu_cudnn.py``.
 """
 import ctypes
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -415,3 +416,19 @@ def test_bench_gpu_peak_table_and_reason_without_cupy():
         import cupy  # noqa: F401
     except ImportError:
         assert "CuPy" in bench_gpu.cuda_problem()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_prepared_gpu_check_script_parses_and_names_existing_tests():
+    """bench/gpu_checks.sh is what a session lent a GPU runs in one call: it must parse, fit its call's limit,
+    and name test files and a benchmark that exist (a rename here must not leave it running nothing)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(root, "bench", "gpu_checks.sh")
+    assert subprocess.run(["bash", "-n", script], capture_output=True).returncode == 0
+    text = open(script).read()
+    named = set(re.findall(r"tests/test_[a-z_]+\.py", text)) | set(re.findall(r"bench/[a-z_]+\.py", text))
+    assert {"tests/test_ops_linalg.py", "tests/test_devices.py", "bench/bench_gpu.py"} <= named
+    assert [p for p in named if not os.path.exists(os.path.join(root, p))] == []
+    limits = [int(n) for n in re.findall(r"^stage \w+ (\d+) ", text, re.M)]
+    assert len(limits) == 4 and sum(limits) < 590             # inside one device call's 600 s
+    assert "EMBER_TEST_DEVICE=cuda" in text
