@@ -82,6 +82,31 @@ def test_dropout_matches_eager_to_the_bit(dtype, transposed):
     assert len({tuple(np.flatnonzero(c[0].reshape(-1) == 0)[:20]) for c in eager}) == 3   # fresh masks per call
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", ["layer_norm", "layer_norm_no_affine", "layer_norm_no_bias", "group_norm",
+                                  "instance_norm", "batch_norm"])
+def test_normalization_matches_eager_to_the_bit(dtype, case):
+    def make():
+        dt = getattr(ember, dtype)
+        x = ember.randn(4, 6, 5, 3, dtype=dt, requires_grad=True)
+        w, b = ember.randn(6, dtype=dt, requires_grad=True), ember.randn(6, dtype=dt, requires_grad=True)
+        wl, bl = ember.randn(5, 3, dtype=dt, requires_grad=True), ember.randn(5, 3, dtype=dt, requires_grad=True)
+        fn, tensors = {
+            "layer_norm": (lambda: F.layer_norm(x, (5, 3), wl, bl), [x, wl, bl]),
+            "layer_norm_no_affine": (lambda: F.layer_norm(x, (5, 3)), [x]),
+            "layer_norm_no_bias": (lambda: F.layer_norm(x, (5, 3), wl), [x, wl]),
+            "group_norm": (lambda: F.group_norm(x, 3, w, b), [x, w, b]),          # a weight repeated over K
+            "instance_norm": (lambda: F.instance_norm(x, weight=w, bias=b), [x, w, b]),
+            "batch_norm": (lambda: F.batch_norm(x, None, None, w, b, training=True), [x, w, b]),  # its own path
+        }[case]
+        return _grads_step(fn, tensors), tensors
+    (eager, jitted), names = _eager_and_jit(make)
+    assert ("CompiledNormalize" in names) == NUMPY_GRAPHS
+    for e_call, j_call in zip(eager, jitted):
+        for a, b in zip(e_call, j_call):
+            np.testing.assert_array_equal(b, a)
+
+
 @pytest.mark.parametrize("kwargs", [{}, {"reduction": "sum"}, {"reduction": "none"}, {"ignore_index": 1},
                                     {"label_smoothing": 0.1}, {"weight": "w"}])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -1,10 +1,10 @@
 """Graph-mode variants of the ops that have compiled row kernels (:mod:`ember.graph.kernels`).
 
-:func:`use_compiled_kernels` swaps a graph's attention, dropout and cross-entropy nodes for these subclasses (in place;
-``ember.jit`` does it for NumPy graphs when numba is installed). Each keeps its op's contract: the same
-outputs to the bit, the same state for its backward and the same random draws, so a jitted step gives
-eager mode's numbers. It hands the arrays it can take (float32/float64 NumPy) to a kernel; anything else
-(other dtypes, CuPy arrays, non-contiguous inputs) takes the op's own path.
+:func:`use_compiled_kernels` swaps a graph's attention, dropout, cross-entropy and normalization nodes for
+these subclasses (in place; ``ember.jit`` does it for NumPy graphs when numba is installed). Each keeps its
+op's contract: the same outputs to the bit, the same state for its backward and the same random draws, so
+a jitted step gives eager mode's numbers. It hands the arrays it can take (float32/float64 NumPy) to a
+kernel; anything else (other dtypes, CuPy arrays, non-contiguous inputs) takes the op's own path.
 
 >>> import ember
 >>> q = ember.randn(2, 4, 8)
@@ -21,11 +21,13 @@ from ..backend import STRICT
 from ..nn._cross_entropy import CrossEntropy
 from ..ops._util import _wrap
 from ..ops.attention import ScaledDotProductAttention
+from ..ops.normalization import Normalize, _plane
 from ..ops.random import Dropout
 from . import kernels
 from .ir import Graph
 
-__all__ = ["use_compiled_kernels", "CompiledAttention", "CompiledDropout", "CompiledCrossEntropy"]
+__all__ = ["use_compiled_kernels", "CompiledAttention", "CompiledDropout", "CompiledCrossEntropy",
+           "CompiledNormalize"]
 
 _FLOATS = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 
@@ -52,6 +54,16 @@ class CompiledAttention(ScaledDotProductAttention):
         kernels.kernel(kernels.shift_rows)(s.reshape(-1, s.shape[-1]), dead)
         return dead.reshape(s.shape[:-1] + (1,)) if dead.any() else None
 
+    keeps_dropped_probs = True    # hold ``p * keep`` from the forward: one (..., L, S) pass less per step
+
+    def _keep(self, xp, u, dropout_p, dtype):
+        if not (_usable(u) and u.dtype == dtype):
+            return super()._keep(xp, u, dropout_p, dtype)
+        keep = numpy.empty(u.shape, dtype)
+        scale = dtype.type(1.0 / (1.0 - dropout_p))
+        kernels.kernel(kernels.dropout_mask)(u.reshape(-1), u.dtype.type(dropout_p), scale, keep.reshape(-1))
+        return keep
+
     def _score_grad(self, xp, dp, rowdot, keep, p):
         if not (_usable(dp, p, keep, rowdot) and dp.flags.c_contiguous and dp.shape == p.shape
                 and (keep is None or keep.shape == p.shape) and rowdot.size * dp.shape[-1] == dp.size):
@@ -60,6 +72,31 @@ class CompiledAttention(ScaledDotProductAttention):
         kernels.kernel(kernels.softmax_grad_rows)(dp.reshape(-1, k), _rows(p, k),
                        None if keep is None else _rows(keep, k), numpy.ascontiguousarray(rowdot).reshape(-1))
         return dp
+
+
+class CompiledNormalize(Normalize):
+    """Layer, group and instance norm whose elementwise steps (the scaling and affine of the forward, the
+    last three steps of the input gradient) are one row pass each; the sums stay NumPy's."""
+
+    def _scale_shift(self, xp, xhat, rstd, w, b, view, rep):
+        if not (_usable(xhat, rstd, w, b) and xhat.flags.c_contiguous):
+            return None
+        k = view[2]
+        none = numpy.zeros((1, 1), xhat.dtype)
+        w_plane, b_plane = (none if v is None else numpy.ascontiguousarray(_plane(xp, v, view, rep)) for v in (w, b))
+        y = numpy.empty_like(xhat)
+        kernels.kernel(kernels.scale_shift_rows)(xhat.reshape(-1, k), rstd.reshape(-1), w_plane, b_plane,
+                                                 w is not None, b is not None, y.reshape(-1, k))
+        return y
+
+    def _finish_dx(self, xp, gh, xhat, rstd, c1, c2):
+        if not (_usable(gh, xhat, rstd, c1, c2) and gh.flags.c_contiguous and xhat.flags.c_contiguous):
+            return super()._finish_dx(xp, gh, xhat, rstd, c1, c2)
+        k = gh.shape[-1]
+        kernels.kernel(kernels.finish_dx_rows)(gh.reshape(-1, k), xhat.reshape(-1, k), rstd.reshape(-1),
+                                               numpy.ascontiguousarray(c1).reshape(-1),
+                                               numpy.ascontiguousarray(c2).reshape(-1))
+        return gh
 
 
 class CompiledDropout(Dropout):
@@ -93,7 +130,7 @@ class CompiledCrossEntropy(CrossEntropy):
 
 
 _VARIANTS = {ScaledDotProductAttention: CompiledAttention, Dropout: CompiledDropout,
-             CrossEntropy: CompiledCrossEntropy}
+             CrossEntropy: CompiledCrossEntropy, Normalize: CompiledNormalize}
 
 
 def use_compiled_kernels(graph: Graph) -> Graph:

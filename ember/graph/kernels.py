@@ -27,7 +27,8 @@ import math
 
 from .fusion import available
 
-__all__ = ["available", "kernel", "shift_rows", "softmax_grad_rows", "dropout_apply", "cross_entropy_grad_rows"]
+__all__ = ["available", "kernel", "shift_rows", "softmax_grad_rows", "dropout_mask", "scale_shift_rows",
+           "finish_dx_rows", "dropout_apply", "cross_entropy_grad_rows"]
 
 _compiled: dict = {}
 
@@ -72,6 +73,43 @@ def softmax_grad_rows(dp, p, keep, rowdot):
         else:
             for j in range(S):
                 dp[r, j] = (dp[r, j] * keep[r, j] - c) * p[r, j]
+
+
+def dropout_mask(u, p, scale, mask):
+    """``mask = where(u >= p, scale, 0)`` over flat arrays (attention's dropout multiplier)."""
+    for i in range(u.shape[0]):
+        mask[i] = scale if u[i] >= p else scale * 0
+
+
+def scale_shift_rows(xhat, rstd, w, b, has_w, has_b, y):
+    """Per (R, K) row: ``xhat *= rstd[r]``, then ``y = xhat * w + b`` with ``w``, ``b`` (G, K) planes (row r
+    takes plane row ``r % G``; ``has_w``/``has_b`` False: that step is skipped): the end of a layer or group
+    norm's forward, as NumPy rounds its three passes."""
+    R, K = xhat.shape
+    for r in range(R):
+        s = rstd[r]
+        gw = r % w.shape[0]
+        gb = r % b.shape[0]
+        for j in range(K):
+            h = xhat[r, j] * s
+            xhat[r, j] = h
+            if has_w:
+                h = h * w[gw, j]
+            if has_b:
+                h = h + b[gb, j]
+            y[r, j] = h
+
+
+def finish_dx_rows(gh, xhat, rstd, c1, c2):
+    """Per (R, K) row: ``gh = gh * rstd[r] - xhat * c1[r] - c2[r]`` in place (a layer or group norm's input
+    gradient from its row coefficients), as NumPy rounds its three passes."""
+    R, K = gh.shape
+    for r in range(R):
+        s = rstd[r]
+        a = c1[r]
+        c = c2[r]
+        for j in range(K):
+            gh[r, j] = (gh[r, j] * s - xhat[r, j] * a) - c
 
 
 def dropout_apply(x, u, p, scale, mask, out):

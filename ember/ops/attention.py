@@ -84,6 +84,7 @@ class ScaledDotProductAttention(Op):
     materialize_grads = False
 
     random = True                 # with dropout_p > 0: graph passes must not merge or fold it
+    keeps_dropped_probs = False   # eager recomputes ``p * keep`` in the backward rather than hold it
 
     def forward(self, q, k, v, mask=None, allowed=None, *, scale, causal, dropout_p, need_weights):
         xp = self.xp
@@ -102,7 +103,7 @@ class ScaledDotProductAttention(Op):
                 if extra is not None:
                     batch = broadcast_shapes(batch, extra.shape[:-2])
             u = rng().random(tuple(batch) + (L, S), dtype="float32" if dtype.itemsize <= 4 else "float64")
-            keep = xp.multiply(u >= dropout_p, dtype.type(1.0 / (1.0 - dropout_p)), dtype=dtype)
+            keep = self._keep(xp, u, dropout_p, dtype)
         # scale the (L, E) query rather than the (L, S) scores: a smaller pass, and a contiguous operand for BLAS
         qs = q * q.dtype.type(scale)
         s = _matmul(xp, qs, _swap(k))
@@ -115,11 +116,16 @@ class ScaledDotProductAttention(Op):
         p, self.valid = _softmax_rows(xp, s, self._shift)
         self.p, self.keep, self.qs = p, keep, qs
         pd = p * keep if keep is not None else p
+        self.pd = pd if keep is not None and self.keeps_dropped_probs else None
         out = _matmul(xp, pd, v)
         if need_weights:
             self.out = out
             return out, (pd if keep is not None else p.copy())    # never hand out the array kept for the backward
         return out
+
+    def _keep(self, xp, u, dropout_p, dtype):
+        """The dropout multiplier from the uniform draws ``u``: ``1 / (1 - p)`` where ``u >= p``, else 0."""
+        return xp.multiply(u >= dropout_p, dtype.type(1.0 / (1.0 - dropout_p)), dtype=dtype)
 
     def _shift(self, xp, s):
         """:func:`_shift_rows` (graph mode's compiled variant overrides it)."""
@@ -152,7 +158,7 @@ class ScaledDotProductAttention(Op):
         xp = self.xp
         p, keep, scale = self.p, self.keep, self.attrs["scale"]
         eq, ek, ev, em = self._edges()
-        pd = p * keep if keep is not None else p
+        pd = self.pd if self.pd is not None else p * keep if keep is not None else p
         gv = rowdot = None
         if g is not None:
             gd = g.data

@@ -58,7 +58,9 @@ class Normalize(Op):
             xhat = xp.subtract(x3, mean[:, :, None], out=scratch(xp, view, x.dtype))
             var = _dots(xp, xhat, xhat, True) / k
             rstd = 1.0 / xp.sqrt(var + eps)
-            xhat *= rstd[:, :, None]
+            y = self._scale_shift(xp, xhat, rstd, w, b, view, rep)
+            if y is None:
+                xhat *= rstd[:, :, None]
         else:       # per-channel vectors repeated over K: broadcasting over a contiguous (G, K) plane is fast
             n = a * k
             mean = xp.einsum("agk->g", x3) / n
@@ -66,13 +68,25 @@ class Normalize(Op):
             var = _dots(xp, xhat, xhat, False) / n
             rstd = 1.0 / xp.sqrt(var + eps)
             xhat *= _plane(xp, rstd, view)
+            y = None
         if stats is not None:
             stats["mean"], stats["var"] = mean, var
         self.xhat, self.rstd = xhat, rstd
-        y = xhat * _plane(xp, w, view, rep) if w is not None else xhat.copy()
-        if b is not None:
-            y += _plane(xp, b, view, rep)
+        if y is None:
+            y = xhat * _plane(xp, w, view, rep) if w is not None else xhat.copy()
+            if b is not None:
+                y += _plane(xp, b, view, rep)
         return y.reshape(x.shape)
+
+    def _scale_shift(self, xp, xhat, rstd, w, b, view, rep):
+        """For per-sample statistics: ``xhat *= rstd`` in place and ``y = xhat * w + b`` in one pass, or None
+        to have :meth:`forward` do it step by step (graph mode's compiled variant overrides this)."""
+        return None
+
+    def _finish_dx(self, xp, gh, xhat, rstd, c1, c2):
+        """The last steps of the per-sample input gradient (:func:`_finish_dx_steps`; graph mode's compiled
+        variant does them in one pass)."""
+        return _finish_dx_steps(xp, gh, xhat, rstd, c1, c2)
 
     def backward(self, g):
         x, w, b = self.saved_tensors
@@ -81,7 +95,7 @@ class Normalize(Op):
             return _normalize_grads_composite(g, x, w, b, at["view"], at["per_sample"], at["rep"], at["eps"])
         dx, dw, db = _normalize_grads_fused(self.xp, g.data, None if w is None else w.data, self.edges[1] is not None,
                                             self.edges[2] is not None, self.xhat, self.rstd, at["view"],
-                                            at["per_sample"], at["rep"])
+                                            at["per_sample"], at["rep"], self._finish_dx)
         return (_wrap(dx.reshape(x.data.shape)), None if dw is None else _wrap(dw.reshape(w.data.shape)),
                 None if db is None else _wrap(db.reshape(b.data.shape)))
 
@@ -113,7 +127,16 @@ def _plane_sum(p, rep):
     return p.reshape(-1, rep).sum(axis=1) if rep > 1 else p.reshape(-1)
 
 
-def _normalize_grads_fused(xp, g, w, need_w, need_b, xhat, rstd, view, per_sample, rep):
+def _finish_dx_steps(xp, gh, xhat, rstd, c1, c2):
+    """``dx = gh * rstd - xhat * c1 - c2`` in place on ``gh`` (per-sample statistics: (A, G, K) arrays and
+    (A, G) coefficients), one NumPy pass per step."""
+    gh *= rstd[:, :, None]
+    gh -= xp.multiply(xhat, c1[:, :, None], out=scratch(xp, gh.shape, gh.dtype))
+    gh -= c2[:, :, None]
+    return gh
+
+
+def _normalize_grads_fused(xp, g, w, need_w, need_b, xhat, rstd, view, per_sample, rep, finish=_finish_dx_steps):
     """The gradients (dx, dw, db) of ``Normalize`` as arrays, from the saved normalized input and ``rstd``.
 
     ``dx = rstd * (gh - mean(gh) - xhat * mean(gh * xhat))`` with ``gh = g * w``. For batch norm the
@@ -136,10 +159,8 @@ def _normalize_grads_fused(xp, g, w, need_w, need_b, xhat, rstd, view, per_sampl
     gh = g3 * _plane(xp, w, view, rep) if w is not None else g3.copy()
     c1 = _dots(xp, gh, xhat, True) * (rstd / k)
     c2 = xp.einsum("agk->ag", gh) * (rstd / k)
-    gh *= rstd[:, :, None]                 # dx = rstd * gh - rstd * mean(gh * xhat) * xhat - rstd * mean(gh)
-    gh -= xp.multiply(xhat, c1[:, :, None], out=scratch(xp, view, gh.dtype))
-    gh -= c2[:, :, None]
-    return gh, dw, db
+    # dx = rstd * gh - rstd * mean(gh * xhat) * xhat - rstd * mean(gh)
+    return finish(xp, gh, xhat, rstd, c1, c2), dw, db
 
 
 def _normalize_grads_composite(g, x, w, b, view, per_sample, rep, eps):
