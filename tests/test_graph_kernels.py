@@ -126,6 +126,33 @@ def test_cross_entropy_matches_eager_to_the_bit(kwargs, dtype):
             np.testing.assert_array_equal(b, a)
 
 
+@pytest.mark.parametrize("case", ["inf_and_nan_logits", "every_target_ignored", "spatial_logits"])
+def test_cross_entropy_edge_cases_match_eager_to_the_bit(case):
+    def make():
+        x = ember.randn(5, 4, requires_grad=True)
+        y = ember.tensor([0, 1, 3, 2, 1])
+        if case == "inf_and_nan_logits":
+            v = x.detach().numpy()
+            v[1, 2], v[2, :], v[3, 0], v[4, 1] = np.inf, -np.inf, np.nan, -np.inf
+            fn = lambda: F.cross_entropy(x, y, reduction="none")          # noqa: E731
+        elif case == "every_target_ignored":                  # mean over no targets: nan, as PyTorch
+            fn = lambda: F.cross_entropy(x, ember.full((5,), -100, dtype=ember.int64)).reshape(1)   # noqa: E731
+        else:                                                 # (N, C, d) logits take CrossEntropy's own path
+            x = ember.randn(5, 4, 3, requires_grad=True)
+            fn = lambda: F.cross_entropy(x, ember.tensor([[0, 1, 2]] * 5), reduction="sum")   # noqa: E731
+        return _grads_step(fn, [x]), [x]
+    with np.errstate(invalid="ignore"):
+        (eager, jitted), names = _eager_and_jit(make, calls=2)
+    assert ("CompiledCrossEntropy" in names) == NUMPY_GRAPHS
+    for e_call, j_call in zip(eager, jitted):
+        for a, b in zip(e_call, j_call):
+            np.testing.assert_array_equal(b, a)
+    if case == "every_target_ignored":
+        assert np.isnan(eager[0][0]).all()
+    if case == "inf_and_nan_logits":
+        assert np.isnan(eager[0][0][3]) and np.isinf(eager[0][0][4])
+
+
 def test_shift_rows_kernel_keeps_numpy_semantics_for_inf_and_nan():
     s = np.array([[1.0, 3.0, -np.inf, 2.0], [-np.inf] * 4, [0.0, np.nan, 5.0, 1.0], [np.nan, 1.0, 2.0, 3.0],
                   [np.inf, 1.0, 0.0, -np.inf]], np.float32)
@@ -133,7 +160,10 @@ def test_shift_rows_kernel_keeps_numpy_semantics_for_inf_and_nan():
     dead = np.zeros(len(s), bool)
     with np.errstate(invalid="ignore"):
         want_dead = _shift_rows(np, want)
-        kernels.kernel(kernels.shift_rows)(got, dead)
+        kernels.kernel(kernels.shift_rows)(got, got, dead, True)
+        plain, want_plain = s.copy(), s - s.max(axis=1, keepdims=True)
+        kernels.kernel(kernels.shift_rows)(s, plain, dead[:1], False)          # cross-entropy's form
+    np.testing.assert_array_equal(plain, want_plain)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(dead, want_dead[:, 0])
 

@@ -51,7 +51,8 @@ class CompiledAttention(ScaledDotProductAttention):
         if not (_usable(s) and s.flags.c_contiguous):
             return super()._shift(xp, s)
         dead = numpy.zeros(s.size // s.shape[-1], bool)
-        kernels.kernel(kernels.shift_rows)(s.reshape(-1, s.shape[-1]), dead)
+        rows = s.reshape(-1, s.shape[-1])
+        kernels.kernel(kernels.shift_rows)(rows, rows, dead, True)
         return dead.reshape(s.shape[:-1] + (1,)) if dead.any() else None
 
     keeps_dropped_probs = True    # hold ``p * keep`` from the forward: one (..., L, S) pass less per step
@@ -113,8 +114,23 @@ class CompiledDropout(Dropout):
 
 
 class CompiledCrossEntropy(CrossEntropy):
-    """Cross-entropy of (N, C) logits whose gradient, when every target counts (no class weights, label
-    smoothing or ignored targets), is one row pass over the softmax."""
+    """Cross-entropy of (N, C) logits and class indices (no class weights or label smoothing) whose row
+    maximum and target bookkeeping are row passes, and whose gradient, when every target counts, is one row
+    pass over the softmax; ``exp``, ``log`` and the sums stay NumPy's."""
+
+    def forward(self, x, t, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+        if (weight is not None or label_smoothing or x.ndim != 2 or t.ndim != 1 or 0 in x.shape
+                or not (_usable(x) and x.flags.c_contiguous and t.dtype.kind in "iu")):
+            return super().forward(x, t, weight, ignore_index, label_smoothing, reduction)
+        z = numpy.empty_like(x)
+        kernels.kernel(kernels.shift_rows)(x, z, numpy.zeros(1, bool), False)
+        logp = z - numpy.log(numpy.exp(z).sum(axis=1, keepdims=True))
+        n = t.shape[0]
+        tc, valid, wt, loss = numpy.empty(n, t.dtype), numpy.empty(n, bool), numpy.empty(n, x.dtype), numpy.empty(
+            n, x.dtype)
+        kernels.kernel(kernels.pick_targets)(logp, t, ignore_index, x.dtype.type(1), tc, valid, wt, loss)
+        self.tc, self.valid, self.wt, self.logp = tc, valid, wt, logp
+        return self._reduce(loss, wt, reduction)
 
     def backward(self, g):
         a = self.attrs

@@ -4,8 +4,8 @@ as compiled numba loops with NumPy's results to the bit.
 NumPy takes a maximum along a short last axis (a softmax over 64 keys) at a few elements per nanosecond,
 half the time of the whole softmax, and each further step is another pass over the array with its own
 temporaries. Here each row's maximum is found and subtracted while the row is in cache; the attention
-score gradient ``(dp * keep - rowdot) * p``, dropout's mask and product, and cross-entropy's gradient
-``(softmax - one_hot) * scale`` are one pass each. Every value
+score gradient ``(dp * keep - rowdot) * p``, dropout's mask and product, a norm's scaling and affine,
+cross-entropy's bookkeeping and its gradient ``(softmax - one_hot) * scale`` are one pass each. Every value
 is the same float operation NumPy applies (a maximum, then one rounding per ``-``, ``*``), so a jitted
 step gives eager mode's numbers exactly; sums and ``exp`` stay with NumPy, whose summation order and
 vectorised ``exp`` a loop here would not reproduce. The sources are fixed functions of this module (never
@@ -16,7 +16,7 @@ numba's OpenMP pool was measured and dropped: its workers spin against OpenBLAS'
 >>> import numpy
 >>> s, dead = numpy.array([[1., 3.], [-numpy.inf, -numpy.inf]]), numpy.zeros(2, bool)
 >>> if available:
-...     kernel(shift_rows)(s, dead)
+...     kernel(shift_rows)(s, s, dead, True)
 ...     print(s, dead)
 [[ -2.   0.]
  [-inf -inf]] [False  True]
@@ -28,7 +28,7 @@ import math
 from .fusion import available
 
 __all__ = ["available", "kernel", "shift_rows", "softmax_grad_rows", "dropout_mask", "scale_shift_rows",
-           "finish_dx_rows", "dropout_apply", "cross_entropy_grad_rows"]
+           "finish_dx_rows", "dropout_apply", "pick_targets", "cross_entropy_grad_rows"]
 
 _compiled: dict = {}
 
@@ -42,23 +42,24 @@ def kernel(fn):
     return compiled
 
 
-def shift_rows(s, dead):
-    """Subtract each (R, S) row's maximum in place, as ``s -= s.max(-1, keepdims=True)``; a row of only
-    ``-inf`` is left as it is and sets ``dead[r]``. A NaN makes its row's maximum NaN, as NumPy's."""
-    R, S = s.shape
+def shift_rows(x, z, dead, keep_dead):
+    """``z = x - x.max(axis=1, keepdims=True)`` for (R, S) rows (``z`` may be ``x``: in place), with NumPy's
+    NaN-propagating maximum. With ``keep_dead``, a row of only ``-inf`` is left as it is and sets
+    ``dead[r]`` (attention's convention: such a row's softmax is zeros); without, it becomes NaN as in NumPy."""
+    R, S = x.shape
     for r in range(R):
-        m = s[r, 0]
+        m = x[r, 0]
         for j in range(1, S):
-            v = s[r, j]
+            v = x[r, j]
             if v > m or v != v:
                 m = v
                 if m != m:
                     break
-        if m == -math.inf:
+        if keep_dead and m == -math.inf:
             dead[r] = True
             continue
         for j in range(S):
-            s[r, j] = s[r, j] - m
+            z[r, j] = x[r, j] - m
 
 
 def softmax_grad_rows(dp, p, keep, rowdot):
@@ -118,6 +119,22 @@ def dropout_apply(x, u, p, scale, mask, out):
         m = scale if u[i] >= p else scale * 0
         mask[i] = m
         out[i] = x[i] * m
+
+
+def pick_targets(logp, t, ignore_index, one, tc, valid, wt, loss):
+    """Cross-entropy's per-row bookkeeping in one pass: ``valid = t != ignore_index``, ``tc`` the targets with
+    ignored ones as 0, ``wt`` 1 or 0 in ``one``'s dtype, ``loss = -logp[n, tc] * wt``."""
+    zero = one - one
+    for n in range(t.shape[0]):
+        k = t[n]
+        v = k != ignore_index
+        valid[n] = v
+        if not v:
+            k = 0
+        tc[n] = k
+        w = one if v else zero
+        wt[n] = w
+        loss[n] = (-logp[n, k]) * w
 
 
 def cross_entropy_grad_rows(p, t, one, scale):
