@@ -19,12 +19,36 @@ _NUMPY_ONLY = (
 )
 
 
-#: ``EMBER_TEST_DEVICE=cuda python -m pytest tests/test_ops_*.py``: the op table on the GPU against PyTorch CUDA.
-DEVICE = os.environ.get("EMBER_TEST_DEVICE", "cpu")
+#: The op table and the module checks (the modules that use the ``each_device`` fixture) run once per device:
+#: on the CPU, and on ``cuda`` against PyTorch CUDA, skipped without a CUDA GPU (CuPy) and PyTorch's CUDA build.
+#: ``EMBER_TEST_DEVICE=cuda python -m pytest tests/test_ops_*.py`` runs the cuda cases alone.
+DEVICE = os.environ.get("EMBER_TEST_DEVICE")
+
+
+def _cuda_ready() -> bool:
+    import ember
+    if not ember.cuda.is_available():
+        return False
+    import torch
+    return torch.cuda.is_available()
+
+
+DEVICES = [DEVICE] if DEVICE else ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    "not config._ember_cuda", reason="no CUDA GPU with CuPy and PyTorch's CUDA build here"))]
+
+
+@pytest.fixture(params=DEVICES)
+def each_device(request, monkeypatch):
+    """Run the test with ``helpers.opcheck.DEVICE`` (where the op and module checks put Ember's and PyTorch's
+    inputs and modules) set to each device in turn."""
+    from helpers import opcheck
+    monkeypatch.setattr(opcheck, "DEVICE", request.param)
+    return request.param
 
 
 def pytest_configure(config):
-    if DEVICE != "cpu":
+    config._ember_cuda = DEVICE is None and _cuda_ready()
+    if DEVICE not in (None, "cpu"):
         import ember
         if not ember.cuda.is_available():
             pytest.exit(f"EMBER_TEST_DEVICE={DEVICE}: no CUDA device here (CuPy with a GPU is needed)", returncode=4)

@@ -11,6 +11,8 @@ import ember
 from ember import layers
 from helpers.modcheck import check_module
 
+pytestmark = pytest.mark.usefixtures("each_device")   # each test on the CPU and on cuda (conftest)
+
 F = torch.nn.functional
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -7,6 +7,8 @@ import ember
 from helpers.modcheck import check_module, copy_torch_weights
 from helpers.opcheck import Arr, check_op
 
+pytestmark = pytest.mark.usefixtures("each_device")   # each test on the CPU and on cuda (conftest)
+
 F = torch.nn.functional
 EF = ember.nn.functional
 

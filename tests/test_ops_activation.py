@@ -9,6 +9,8 @@ import torch.nn.functional as F
 import ember
 from helpers.opcheck import Arr, check_op
 
+pytestmark = pytest.mark.usefixtures("each_device")   # each test on the CPU and on cuda (conftest)
+
 E = ember.ops
 # away from every kink used below (0, +-0.5, +-1, +-3, 6) so finite differences are valid
 SMOOTH = Arr(np.array([[-7.3, -3.4, -2.2, -1.3, -0.7, -0.2], [0.15, 0.35, 0.8, 1.6, 4.1, 7.5]]))

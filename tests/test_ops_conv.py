@@ -7,6 +7,8 @@ import ember
 from ember.backend import onednn
 from helpers.opcheck import Arr, check_op
 
+pytestmark = pytest.mark.usefixtures("each_device")   # each test on the CPU and on cuda (conftest)
+
 
 @pytest.fixture(autouse=True, params=["onednn", "im2col"])
 def kernels(request):

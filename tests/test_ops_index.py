@@ -6,6 +6,8 @@ import torch.nn.functional as F
 import ember
 from helpers.opcheck import Arr, check_op
 
+pytestmark = pytest.mark.usefixtures("each_device")   # each test on the CPU and on cuda (conftest)
+
 
 def I(*values):  # noqa: E743  (an int64 index input, the same array for both frameworks)
     return Arr(np.array(values[0] if len(values) == 1 else values, dtype=np.int64))

@@ -6,6 +6,8 @@ import torch
 import ember
 from helpers.opcheck import Arr, check_op
 
+pytestmark = pytest.mark.usefixtures("each_device")   # each test on the CPU and on cuda (conftest)
+
 F = torch.nn.functional
 
 

@@ -6,6 +6,8 @@ import torch.nn.functional as F
 import ember
 from helpers.opcheck import Arr, check_op
 
+pytestmark = pytest.mark.usefixtures("each_device")   # each test on the CPU and on cuda (conftest)
+
 CASES = [
     # reshape / view
     ("reshape", lambda a: a.reshape(4, 6), lambda a: a.reshape(4, 6), [(2, 3, 4)]),

@@ -10,6 +10,8 @@ import ember
 from ember import layers
 from helpers.modcheck import check_module
 
+pytestmark = pytest.mark.usefixtures("each_device")   # each test on the CPU and on cuda (conftest)
+
 F = torch.nn.functional
 
 

@@ -10,6 +10,8 @@ import ember
 from ember.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from helpers.modcheck import check_module
 
+pytestmark = pytest.mark.usefixtures("each_device")   # each test on the CPU and on cuda (conftest)
+
 TNN = torch.nn.utils.rnn
 
 

@@ -19,7 +19,8 @@ import torch
 
 import ember
 
-from .opcheck import DEVICE, Arr, _np, make_inputs
+from . import opcheck
+from .opcheck import Arr, _np, make_inputs
 
 
 def _flatten(out) -> list:
@@ -41,8 +42,8 @@ def _convert(kind, item, dtype, requires_grad):
     if floating:
         a = a.astype(dtype)
     if kind == "ember":
-        return ember.tensor(a, requires_grad=rg, device=DEVICE)
-    return torch.tensor(a, requires_grad=rg, device=DEVICE)
+        return ember.tensor(a, requires_grad=rg, device=opcheck.DEVICE)
+    return torch.tensor(a, requires_grad=rg, device=opcheck.DEVICE)
 
 
 def copy_torch_weights(ember_mod, torch_mod, strict: bool = True):
@@ -58,8 +59,8 @@ def check_module(ember_mod, torch_mod, specs, *, call=None, torch_call=None, ato
     call = call or _default_call
     torch_call = torch_call or call
     copy_torch_weights(ember_mod, torch_mod)
-    ember_mod.to(DEVICE)                   # EMBER_TEST_DEVICE=cuda: parity with PyTorch CUDA (opcheck.DEVICE)
-    torch_mod.to(DEVICE)
+    ember_mod.to(opcheck.DEVICE)           # the cuda case: parity with PyTorch CUDA (conftest's each_device)
+    torch_mod.to(opcheck.DEVICE)
     ember_mod.train(train)
     torch_mod.train(train)
     items = make_inputs(specs, seed, low, high, positive)
@@ -79,8 +80,8 @@ def check_module(ember_mod, torch_mod, specs, *, call=None, torch_call=None, ato
             if not to.requires_grad:
                 continue
             w = rng.standard_normal(tuple(to.shape)).astype(np.float32)
-            e_loss = e_loss + (eo * ember.tensor(w, device=DEVICE)).sum()
-            t_loss = t_loss + (to * torch.tensor(w, device=DEVICE)).sum()
+            e_loss = e_loss + (eo * ember.tensor(w, device=opcheck.DEVICE)).sum()
+            t_loss = t_loss + (to * torch.tensor(w, device=opcheck.DEVICE)).sum()
         if isinstance(t_loss, torch.Tensor):
             e_loss.backward()
             t_loss.backward()

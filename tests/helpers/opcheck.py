@@ -9,8 +9,9 @@ finite-difference ``gradcheck``. A new op is one line in a table of cases. Every
 An input spec is a shape tuple (random normal floats), an ``Arr`` (an explicit NumPy
 array; floats get gradients unless ``grad=False``) or a Python scalar.
 
-``EMBER_TEST_DEVICE=cuda`` runs the Ember side on the GPU and PyTorch's on CUDA too (parity with PyTorch
-CUDA, issue 7); the default is the CPU.
+``DEVICE`` is where Ember's and PyTorch's inputs live: the test modules that use conftest's ``each_device``
+fixture run every check on the CPU and on ``cuda`` (parity with PyTorch CUDA; skipped without a GPU), and
+``EMBER_TEST_DEVICE=cuda`` runs the cuda cases alone.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import torch
 
 import ember
 
-DEVICE = os.environ.get("EMBER_TEST_DEVICE", "cpu")     # where the Ember (and PyTorch) inputs live
+DEVICE = os.environ.get("EMBER_TEST_DEVICE", "cpu")     # where the inputs live (set per test by each_device)
 
 
 @dataclass
