@@ -45,7 +45,11 @@ def _rows(a, k: int):
 
 
 class CompiledAttention(ScaledDotProductAttention):
-    """``scaled_dot_product_attention`` whose row-maximum step and score gradient are row kernels."""
+    """``scaled_dot_product_attention`` whose row maximum, dropout multiplier and score gradient are row
+    kernels, and which keeps ``p * keep`` for its backward (one (..., L, S) pass less a step; eager mode
+    recomputes it to hold less memory)."""
+
+    keeps_dropped_probs = True
 
     def _shift(self, xp, s):
         if not (_usable(s) and s.flags.c_contiguous):
@@ -54,8 +58,6 @@ class CompiledAttention(ScaledDotProductAttention):
         rows = s.reshape(-1, s.shape[-1])
         kernels.kernel(kernels.shift_rows)(rows, rows, dead, True)
         return dead.reshape(s.shape[:-1] + (1,)) if dead.any() else None
-
-    keeps_dropped_probs = True    # hold ``p * keep`` from the forward: one (..., L, S) pass less per step
 
     def _keep(self, xp, u, dropout_p, dtype):
         if not (_usable(u) and u.dtype == dtype):

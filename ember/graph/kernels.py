@@ -1,5 +1,5 @@
-"""Row kernels for graph mode: the steps of attention's softmax and of dropout that NumPy does slowly,
-as compiled numba loops with NumPy's results to the bit.
+"""Row kernels for graph mode: the steps of attention, dropout, normalization and cross-entropy that NumPy
+does slowly, as compiled numba loops with NumPy's results to the bit.
 
 NumPy takes a maximum along a short last axis (a softmax over 64 keys) at a few elements per nanosecond,
 half the time of the whole softmax, and each further step is another pass over the array with its own
