@@ -535,3 +535,23 @@ def test_custom_autograd_function_traces_when_its_backward_uses_ember_ops():
                                    rtol=1e-5)
     with pytest.raises(TypeError, match="reads arrays the graph does not know"):
         ember.jit(lambda x: _CubeNumPy.apply(w * x).sum().backward())(x)
+
+
+def test_jitted_backward_of_an_op_whose_other_output_is_unused():
+    """Attention's weights come out unused: their gradient is None in the backward (materialize_grads = False),
+    which the traced backward node passes on as None, as eager does."""
+    q, k = ember.randn(2, 3, 4, requires_grad=True), ember.randn(2, 5, 4, requires_grad=True)
+    mha = nn.MultiheadAttention(4, 2, batch_first=True)
+
+    def step():
+        q.grad = k.grad = None
+        out, _ = mha(q, k, k, need_weights=True, average_attn_weights=False)
+        (out * out).sum().backward()
+        return q.grad, k.grad
+    want = [g.numpy().copy() for g in step()]
+    jitted = ember.jit(step)
+    for _ in range(2):
+        got = jitted()
+        for a, b in zip(want, got):
+            np.testing.assert_allclose(b.numpy(), a, rtol=1e-6, atol=1e-7)
+    assert "None" in str(jitted.graphs[0])           # the missing gradient, shown as a literal in the IR

@@ -105,7 +105,7 @@ def replay_backward(n: Node, inst, saved, out, grads) -> tuple:
         inst.out_data, inst.out_vc, inst.out_version = out, [0], 0
     inst.edges = tuple(True if e else None for e in n.attrs["edges"])
     inst.n_outputs = len(fwd.outputs)
-    result = inst.backward(*[_wrap(g) for g in grads])            # the executors run it with grad mode off
+    result = inst.backward(*[None if g is None else _wrap(g) for g in grads])    # run with grad mode off
     if not isinstance(result, (tuple, list)):
         result = (result,)
     return tuple(result[i].data if isinstance(result[i], Tensor) else result[i] for i in n.attrs["made"])

@@ -151,7 +151,8 @@ class Tracer:
         edges = tuple(e is not None for e in instance.edges)
         made = [(i, g.data if isinstance(g, Tensor) else g) for i, g in enumerate(in_grads)
                 if g is not None and i < len(edges) and edges[i]]
-        args = [self.value_of(g if isinstance(g, Tensor) else _wrap(g)) for g in grads]
+        # an output nothing used has no gradient (ops with materialize_grads = False get None): a None literal
+        args = [None if g is None else self.value_of(g if isinstance(g, Tensor) else _wrap(g)) for g in grads]
         outs = self.graph.add(BackwardOf, {"forward": forward, "edges": edges, "made": tuple(i for i, _ in made)},
                               args, [(g.shape, g.dtype) for _, g in made])
         for v, (_, g) in zip(outs, made):
