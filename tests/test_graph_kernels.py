@@ -153,6 +153,49 @@ def test_cross_entropy_edge_cases_match_eager_to_the_bit(case):
         assert np.isnan(eager[0][0][3]) and np.isinf(eager[0][0][4])
 
 
+@pytest.mark.parametrize("case", ["layer_norm_no_rows", "dropout_empty", "attention_no_queries"])
+def test_empty_inputs_match_eager(case):
+    """Empty arrays take the ops' own paths."""
+    def make():
+        if case == "layer_norm_no_rows":
+            x = ember.randn(0, 4, requires_grad=True)
+            return _grads_step(lambda: F.layer_norm(x, (4,)), [x]), [x]
+        if case == "dropout_empty":
+            x = ember.randn(3, 0, requires_grad=True)
+            return _grads_step(lambda: F.dropout(x, 0.5, training=True), [x]), [x]
+        q, k = ember.randn(2, 0, 4, requires_grad=True), ember.randn(2, 5, 4, requires_grad=True)
+        return _grads_step(lambda: F.scaled_dot_product_attention(q, k, k, dropout_p=0.2), [q, k]), [q, k]
+    (eager, jitted), _ = _eager_and_jit(make, calls=2)
+    for e_call, j_call in zip(eager, jitted):
+        for a, b in zip(e_call, j_call):
+            np.testing.assert_array_equal(b, a)
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_compiled_attention_keeps_p_times_keep_only_when_it_is_not_handed_out(need_weights):
+    """The kept ``p * keep`` saves the backward a pass; handed out as the weights, the caller could change it,
+    so then the backward recomputes it as eager does."""
+    q, k, v = (np.random.default_rng(i).standard_normal((2, 3, 4)).astype(np.float32) for i in range(3))
+    grads = []
+    for cls in (compiled_ops.ScaledDotProductAttention, compiled_ops.CompiledAttention):
+        ember.manual_seed(0)
+        op = cls.__new__(cls)
+        op.xp, op.attrs = np, dict(scale=0.5, causal=False, dropout_p=0.4, need_weights=need_weights)
+        out = op.forward(q, k, v, **op.attrs)
+        if cls is compiled_ops.CompiledAttention:
+            assert (op.pd is None) == need_weights
+            if need_weights:
+                out[1][...] = 0                      # the caller's weights: not what the backward reads
+        if not need_weights:                         # what Op.apply records for a single-output op
+            op.out_data, op.out_vc, op.out_version = out, [0], 0
+        g = np.ones((2, 3, 4), np.float32)
+        op.edges = (True, True, True, None)
+        grads.append(op._backward_arrays(ember.tensor(g), None, q, k, v, None))
+    for a, b in zip(*grads):
+        if a is not None:
+            np.testing.assert_array_equal(b.numpy(), a.numpy())
+
+
 def test_shift_rows_kernel_keeps_numpy_semantics_for_inf_and_nan():
     s = np.array([[1.0, 3.0, -np.inf, 2.0], [-np.inf] * 4, [0.0, np.nan, 5.0, 1.0], [np.nan, 1.0, 2.0, 3.0],
                   [np.inf, 1.0, 0.0, -np.inf]], np.float32)

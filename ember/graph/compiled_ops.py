@@ -33,9 +33,9 @@ _FLOATS = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 
 
 def _usable(*arrays) -> bool:
-    """NumPy float32/float64 arrays of one dtype (None skipped): what the kernels take."""
+    """Non-empty NumPy float32/float64 arrays of one dtype (None skipped): what the kernels take."""
     arrays = [a for a in arrays if a is not None]
-    return (kernels.available and not STRICT and all(type(a) is numpy.ndarray for a in arrays)
+    return (kernels.available and not STRICT and all(type(a) is numpy.ndarray and a.size for a in arrays)
             and arrays[0].dtype in _FLOATS and all(a.dtype == arrays[0].dtype for a in arrays))
 
 

@@ -116,7 +116,8 @@ class ScaledDotProductAttention(Op):
         p, self.valid = _softmax_rows(xp, s, self._shift)
         self.p, self.keep, self.qs = p, keep, qs
         pd = p * keep if keep is not None else p
-        self.pd = pd if keep is not None and self.keeps_dropped_probs else None
+        # kept only where it is not also handed out as the weights (which the caller may change in place)
+        self.pd = pd if keep is not None and self.keeps_dropped_probs and not need_weights else None
         out = _matmul(xp, pd, v)
         if need_weights:
             self.out = out
