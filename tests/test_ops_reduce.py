@@ -211,6 +211,27 @@ def test_prod_second_derivative_with_one_zero():
         np.testing.assert_allclose(f("ember", v), f("torch", v))
 
 
+@pytest.mark.parametrize("dim", [None, 1])
+def test_prod_hessian_with_several_zeros_matches_torch(dim):
+    """Two zeros: each one's gradient is the other zero times the rest, so the Hessian has a non-zero entry
+    for the pair (and none with three zeros)."""
+    rows = np.array([[2.0, 0.0, 3.0, 0.0], [0.0, 0.0, 0.0, 5.0], [0.0, 1.5, -2.0, 4.0], [1.0, 2.0, 3.0, 4.0]])
+    v = rows if dim is not None else rows[0]
+
+    def hessian(lib):
+        mod = ember if lib == "ember" else torch
+        grad = ember.autograd.grad if lib == "ember" else torch.autograd.grad
+        x = mod.tensor(v, dtype=mod.float64, requires_grad=True)
+        p = x.prod() if dim is None else x.prod(dim).sum()
+        (g,) = grad(p, x, create_graph=True)
+        flat = g.reshape(-1)
+        rows = [grad(flat[i], x, retain_graph=True)[0] for i in range(flat.shape[0])]
+        return np.stack([r.numpy() if lib == "ember" else r.detach().numpy() for r in rows])
+    h = hessian("ember")
+    np.testing.assert_allclose(h, hessian("torch"))
+    assert h.reshape(h.shape[0], -1)[1, 3] == 6.0          # d^2/dx1 dx3 of 2 * x1 * 3 * x3
+
+
 def test_second_derivatives():
     x = ember.tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True)
     for fn in (lambda t: t.softmax(1), lambda t: t.log_softmax(0), lambda t: t.logsumexp(1), lambda t: t.var(1),

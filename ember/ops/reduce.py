@@ -99,7 +99,8 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
 
 
 class Prod(Op):
-    """Product; the gradient is exact with zeros in the input (one zero: only it gets a gradient)."""
+    """Product; the gradient is exact with zeros in the input (one zero: only it gets a gradient), and so is
+    the second derivative (two zeros: each one's gradient depends on the other)."""
 
     save_inputs = (0,)
     save_output = True
@@ -115,16 +116,20 @@ class Prod(Op):
         zero = x.data == 0
         if not zero.any():
             return gk * _kept(self.output, shape, axes, keepdim) / x
-        # product of all other elements, without dividing by zero: the non-zero product, times the
-        # (zero-valued but differentiable) lone zero for the other positions, and 0 past one zero
+        # product of all other elements, without dividing by zero, written so that its own derivative (the
+        # second derivative of prod) is right too: the non-zero product times the zero-valued but
+        # differentiable zeros. One zero: the zero's gradient is the non-zero product, the others' that
+        # times the zero. Two zeros: each zero's gradient is the non-zero product times the other zero
+        # (the others' is 0 to second order). Three or more: 0 to second order.
         nz = _wrap(zero.sum(axis=axes, keepdims=True))
         zero_t = _wrap(zero)
         safe = _wh.where(zero_t, 1.0, x)
         pnz = Prod.apply(safe, axes=axes, keepdim=True)
         others = pnz / safe
-        lone_zero = sum(_wh.where(zero_t, x, 0.0), axes, keepdim=True)
-        one_zero = _wh.where(zero_t, pnz, others * lone_zero)
-        grad = _wh.where(nz == 0, others, _wh.where(nz == 1, one_zero, 0.0))
+        zeros_sum = sum(_wh.where(zero_t, x, 0.0), axes, keepdim=True)
+        one_zero = _wh.where(zero_t, pnz, others * zeros_sum)
+        two_zeros = _wh.where(zero_t, pnz * (zeros_sum - x), 0.0)
+        grad = _wh.where(nz == 0, others, _wh.where(nz == 1, one_zero, _wh.where(nz == 2, two_zeros, 0.0)))
         return gk * grad
 
 
