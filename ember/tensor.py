@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as _np_for_types  # only for isinstance checks of NumPy scalars handed in by users
 
-from .dtypes import is_float
 from . import dtypes as _dt
 from .autograd.grad_mode import _state as _grad_state
 from .backend import array_module, device_of, ndarray_types
@@ -94,7 +93,7 @@ class Tensor:
         return self._node
 
     def is_floating_point(self) -> bool:
-        return is_float(self.data.dtype)
+        return _dt.is_float(self.data.dtype)
 
     @property
     def xp(self):
@@ -254,7 +253,7 @@ class Tensor:
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         """Mark a leaf tensor so that ``backward()`` fills its ``.grad``."""
-        if requires_grad and not (is_float(self.data.dtype) or self.data.dtype.kind == "c"):
+        if requires_grad and not (_dt.is_float(self.data.dtype) or self.data.dtype.kind == "c"):
             raise RuntimeError(f"only tensors of floating point dtype can require gradients, got {self.dtype}")
         if not requires_grad and self._node is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor; use detach() to cut it from the graph")

@@ -128,8 +128,8 @@ class CompiledCrossEntropy(CrossEntropy):
         kernels.kernel(kernels.shift_rows)(x, z, numpy.zeros(1, bool), False)
         logp = z - numpy.log(numpy.exp(z).sum(axis=1, keepdims=True))
         n = t.shape[0]
-        tc, valid, wt, loss = numpy.empty(n, t.dtype), numpy.empty(n, bool), numpy.empty(n, x.dtype), numpy.empty(
-            n, x.dtype)
+        tc, valid = numpy.empty(n, t.dtype), numpy.empty(n, bool)
+        wt, loss = numpy.empty(n, x.dtype), numpy.empty(n, x.dtype)
         kernels.kernel(kernels.pick_targets)(logp, t, ignore_index, x.dtype.type(1), tc, valid, wt, loss)
         self.tc, self.valid, self.wt, self.logp = tc, valid, wt, logp
         return self._reduce(loss, wt, reduction)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 
-from ..dtypes import is_float
 from .. import dtypes as _dt
 from .. import ops
 from ..tensor import Tensor
@@ -52,7 +51,7 @@ def as_float(x, dtype=None) -> Tensor:
     t = to_tensor(x)
     if dtype is not None:
         return to_tensor(t, _dt.as_dtype(dtype))
-    if not is_float(t.data.dtype):
+    if not _dt.is_float(t.data.dtype):
         t = t.to(_dt.get_default_dtype())
     return t
 

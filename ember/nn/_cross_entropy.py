@@ -6,9 +6,9 @@ a few elementwise ops instead of a whole log-softmax graph.
 """
 from __future__ import annotations
 
-from ..dtypes import is_float
 from ..autograd.grad_mode import is_grad_enabled
 from ..backend import device_of, errstate
+from ..dtypes import is_float
 from ..ops._util import Op, OpError, Tensor, _wrap, as_tensor_arg, describe
 from ._util import check_reduction
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import warnings
 
-from ..dtypes import is_float
 from ..backend import broadcast_shapes, errstate
+from ..dtypes import is_float
 from ..ops._util import Op, OpError, Tensor, as_tensor_arg, describe
 from ._util import check_reduction
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from ..dtypes import is_float
 from ..autograd.grad_mode import _state
+from ..dtypes import is_float
 from ._util import Op, OpError, Tensor, describe, tensor_method
 from .unary import _erf_forward, _float_input, _sigmoid_array, erf, exp, masked, sigmoid, tanh
 from .where import where

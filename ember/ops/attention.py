@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 
-from ..dtypes import is_float
 from ..autograd.grad_mode import _state
 from ..backend import broadcast_shapes, device_of, rng
 from ..backend import matmul as _matmul
+from ..dtypes import is_float
 from ._util import Op, OpError, Tensor, _wrap, describe, sum_to
 
 __all__ = ["scaled_dot_product_attention"]

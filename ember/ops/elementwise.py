@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import operator
 
-from ..dtypes import is_float
 from .. import dtypes as _dt
 from ..backend import errstate, quiet_call
 from ._util import Op, OpError, Tensor, _is_scalar, _wrap, describe, operands, sum_to, tensor_method
@@ -325,7 +324,7 @@ def mul(input, other) -> Tensor:
 def _float_operands(input, other, op):
     a, b = operands(input, other, op)
     for x in (a, b):
-        if isinstance(x, Tensor) and not is_float(x.data.dtype):
+        if isinstance(x, Tensor) and not _dt.is_float(x.data.dtype):
             fd = _dt.get_default_dtype()
             a = cast(a, fd) if isinstance(a, Tensor) else a
             b = cast(b, fd) if isinstance(b, Tensor) else b

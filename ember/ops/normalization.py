@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import math
 
-from ..dtypes import is_float
 from ..autograd.grad_mode import _state, no_grad
 from ..backend import scratch
+from ..dtypes import is_float
 from ._util import Op, OpError, Tensor, _wrap
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm"]

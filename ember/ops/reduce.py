@@ -10,7 +10,6 @@ import builtins
 import math
 from collections import namedtuple
 
-from ..dtypes import is_float
 from .. import dtypes as _dt
 from . import elementwise as _ew
 from . import shape as _sh
@@ -42,7 +41,7 @@ def _count(shape, axes) -> int:
 
 
 def _float_only(x: Tensor, op: str) -> None:
-    if not is_float(x.data.dtype):
+    if not _dt.is_float(x.data.dtype):
         raise OpError(f"{op}: expected a floating point tensor, got {x.dtype} with shape {tuple(x.shape)}; "
                       "call .float() first")
 
@@ -91,7 +90,7 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """Mean over ``dim``; needs a floating tensor (as PyTorch) unless ``dtype`` is given."""
     if dtype is not None:
         input = _ew.cast(input, dtype)
-    if not is_float(input.data.dtype):
+    if not _dt.is_float(input.data.dtype):
         raise OpError(f"mean: expected a floating point tensor, got {input.dtype}; pass dtype=ember.float32 "
                       "or call .float() first")
     axes = norm_axes(dim, input.data.ndim, "mean")
@@ -454,7 +453,7 @@ def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
     >>> ember.tensor([1000., 1000.]).logsumexp(0)
     tensor(1000.6932)
     """
-    if not is_float(input.data.dtype):
+    if not _dt.is_float(input.data.dtype):
         input = _ew.cast(input, _dt.get_default_dtype())
     axes = norm_axes(dim, input.data.ndim, "logsumexp")
     return LogSumExp.apply(input, axes=axes, keepdim=keepdim)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-from ..dtypes import is_float
 from .. import dtypes as _dt
 from ..autograd.grad_mode import _state
 from ._util import Op, OpError, Tensor, _is_scalar, _wrap, describe, sum_to, tensor_method
@@ -24,7 +23,7 @@ _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 def _float_input(x: Tensor) -> Tensor:
     """Math functions of integer tensors work in the default float dtype, as in PyTorch."""
-    if not is_float(x.data.dtype):
+    if not _dt.is_float(x.data.dtype):
         return cast(x, _dt.get_default_dtype())
     return x
 
@@ -407,7 +406,7 @@ def _keep_int(name, cls, doc):
             raise OpError(f"{name}: expected a Tensor, got {describe((input,))}")
         if input.data.dtype.kind == "b":
             raise OpError(f"{name}: not supported for bool tensors (input: {describe((input,))})")
-        if not is_float(input.data.dtype):
+        if not _dt.is_float(input.data.dtype):
             return _wrap(input.data.copy())
         return cls.apply(input)
     fn.__name__ = fn.__qualname__ = name
@@ -430,7 +429,7 @@ def round(input: Tensor, decimals: int = 0) -> Tensor:  # noqa: A001  (PyTorch's
     """
     if input.data.dtype.kind == "b":
         raise OpError(f"round: not supported for bool tensors (input: {describe((input,))})")
-    if not is_float(input.data.dtype) and decimals == 0:
+    if not _dt.is_float(input.data.dtype) and decimals == 0:
         return _wrap(input.data.copy())
     return Round.apply(input, decimals=int(decimals))
 
@@ -565,6 +564,6 @@ class NanToNum(Op):
 @tensor_method()
 def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
     """nan -> ``nan``, +inf -> ``posinf`` (default the dtype's max), -inf -> ``neginf`` (default its min)."""
-    if not is_float(input.data.dtype):
+    if not _dt.is_float(input.data.dtype):
         return _wrap(input.data.copy())
     return NanToNum.apply(input, nan=nan, posinf=posinf, neginf=neginf)

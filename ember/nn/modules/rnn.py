@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import warnings
 
-from ...dtypes import is_float
 from ... import dtypes as _dt
 from ...creation import empty
 from ...tensor import Tensor
@@ -139,7 +138,7 @@ class RNNBase(Module):
         if input.shape[-1] != self.input_size:
             raise ValueError(f"{name}: input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                              f"got {input.shape[-1]} (input shape {tuple(input.shape)})")
-        if not is_float(input.data.dtype):
+        if not _dt.is_float(input.data.dtype):
             raise TypeError(f"{name}: expected a floating point input, got dtype {input.dtype}")
         return input.dim() == 3
 

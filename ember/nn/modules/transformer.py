@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import math
 
-from ...dtypes import is_float
 from ... import dtypes as _dt
 from ...autograd.node import OpError
 from ...creation import empty
@@ -33,7 +32,7 @@ def _canonical(mask, name: str, dtype):
         mask = Tensor(mask)
     if mask.data.dtype.kind == "b":
         return mask.data
-    if not is_float(mask.data.dtype):
+    if not _dt.is_float(mask.data.dtype):
         raise OpError(f"MultiheadAttention: only bool and floating types of masks are supported, got {name} of "
                       f"dtype {mask.dtype}")
     return mask if mask.data.dtype == dtype else mask.to(_dt.from_np(dtype))
