@@ -41,13 +41,15 @@ def _eager_and_jit(make, seed=0, calls=3):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("case", ["plain", "dropout", "causal", "bool_mask_dead_row", "float_mask"])
+@pytest.mark.parametrize("case", ["plain", "dropout", "dropout_compiled_draws", "causal", "bool_mask_dead_row",
+                                  "float_mask"])
 def test_attention_matches_eager_to_the_bit(dtype, case):
     def make():
         dt = getattr(ember, dtype)
-        q, k, v = (ember.randn(2, 3, 5, 4, dtype=dt, requires_grad=True) for _ in range(3))
+        length = 40 if case == "dropout_compiled_draws" else 5   # 2*3*40*40 draws: ember.graph.pcg64's
+        q, k, v = (ember.randn(2, 3, length, 4, dtype=dt, requires_grad=True) for _ in range(3))
         kw = {}
-        if case == "dropout":
+        if case.startswith("dropout"):
             kw["dropout_p"] = 0.3
         elif case == "causal":
             kw["is_causal"] = True
@@ -67,10 +69,11 @@ def test_attention_matches_eager_to_the_bit(dtype, case):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("transposed", [False, True])       # a non-contiguous input takes Dropout's own path
-def test_dropout_matches_eager_to_the_bit(dtype, transposed):
+@pytest.mark.parametrize("transposed", [False, True])       # a non-contiguous input is made contiguous first
+@pytest.mark.parametrize("rows", [64, 8])                      # 2112 draws are compiled, 264 are NumPy's
+def test_dropout_matches_eager_to_the_bit(dtype, transposed, rows):
     def make():
-        x = ember.randn(64, 33, dtype=getattr(ember, dtype), requires_grad=True)
+        x = ember.randn(rows, 33, dtype=getattr(ember, dtype), requires_grad=True)
         return _grads_step(lambda: F.dropout(x.t() if transposed else x, 0.25, training=True), [x]), [x]
     (eager, jitted), names = _eager_and_jit(make, seed=5)
     assert ("CompiledDropout" in names) == NUMPY_GRAPHS
@@ -80,6 +83,22 @@ def test_dropout_matches_eager_to_the_bit(dtype, transposed):
     kept = eager[0][0] != 0                         # and it is dropout: about a quarter dropped, the rest scaled
     assert 0.15 < 1 - kept.mean() < 0.35
     assert len({tuple(np.flatnonzero(c[0].reshape(-1) == 0)[:20]) for c in eager}) == 3   # fresh masks per call
+
+
+def test_eager_and_jitted_dropout_share_one_stream():
+    """The compiled draws leave Ember's generator where NumPy's would: eager and jitted calls interleaved
+    give the numbers of eager calls alone (odd sizes, so NumPy's buffered half-output is in play)."""
+    x = ember.ones(37, 29)
+    step = lambda: F.dropout(x, 0.5, training=True)            # noqa: E731
+    jitted = ember.jit(step)
+    ember.manual_seed(3)
+    jitted()                                                   # the trace runs eagerly: draw once first
+    want = [step().numpy() for _ in range(4)]
+    ember.manual_seed(3)
+    jitted()
+    got = [f().numpy() for f in (step, jitted, jitted, step)]
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(b, a)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -14,10 +14,12 @@ kernel; anything else (other dtypes, CuPy arrays, non-contiguous inputs) takes t
 """
 from __future__ import annotations
 
+import math
+
 import numpy
 
 from ..autograd.grad_mode import _state
-from ..backend import STRICT
+from ..backend import STRICT, rng
 from ..nn._cross_entropy import CrossEntropy
 from ..ops._util import _wrap
 from ..ops.attention import ScaledDotProductAttention
@@ -44,6 +46,16 @@ def _rows(a, k: int):
     return numpy.ascontiguousarray(a).reshape(-1, k)
 
 
+def _pcg64_generator(dtype, shape):
+    """Ember's CPU generator when :mod:`ember.graph.pcg64` can make its draws for a ``dtype`` array of
+    ``shape`` (float32/float64, at least 1024 elements, numba, a PCG64 generator), else None."""
+    if not (kernels.available and not STRICT and dtype in _FLOATS and math.prod(shape) >= 1024):
+        return None
+    from . import pcg64
+    generator = rng()
+    return generator if pcg64.supported(generator) else None
+
+
 class CompiledAttention(ScaledDotProductAttention):
     """``scaled_dot_product_attention`` whose row maximum, dropout multiplier and score gradient are row
     kernels, and which keeps ``p * keep`` for its backward (one (..., L, S) pass less a step; eager mode
@@ -59,13 +71,12 @@ class CompiledAttention(ScaledDotProductAttention):
         kernels.kernel(kernels.shift_rows)(rows, rows, dead, True)
         return dead.reshape(s.shape[:-1] + (1,)) if dead.any() else None
 
-    def _keep(self, xp, u, dropout_p, dtype):
-        if not (_usable(u) and u.dtype == dtype):
-            return super()._keep(xp, u, dropout_p, dtype)
-        keep = numpy.empty(u.shape, dtype)
-        scale = dtype.type(1.0 / (1.0 - dropout_p))
-        kernels.kernel(kernels.dropout_mask)(u.reshape(-1), u.dtype.type(dropout_p), scale, keep.reshape(-1))
-        return keep
+    def _keep(self, xp, shape, dropout_p, dtype):
+        generator = _pcg64_generator(dtype, shape)
+        if generator is None:
+            return super()._keep(xp, shape, dropout_p, dtype)
+        from . import pcg64
+        return pcg64.dropout_mask(generator, shape, dtype, dropout_p)
 
     def _score_grad(self, xp, dp, rowdot, keep, p):
         if not (_usable(dp, p, keep, rowdot) and dp.flags.c_contiguous and dp.shape == p.shape
@@ -103,15 +114,15 @@ class CompiledNormalize(Normalize):
 
 
 class CompiledDropout(Dropout):
-    """Dropout whose mask and product are one pass over the same uniform draws as :class:`Dropout`."""
+    """Dropout whose draws, mask and product are one compiled pass (:func:`ember.graph.pcg64.dropout`: the
+    same numbers from the same generator, the uniforms never stored)."""
 
-    def _apply(self, x, u, p):
-        if not (_usable(x, u) and x.flags.c_contiguous):
-            return super()._apply(x, u, p)
-        t = x.dtype.type
-        self.mask, out = numpy.empty_like(x), numpy.empty_like(x)
-        kernels.kernel(kernels.dropout_apply)(x.reshape(-1), u.reshape(-1), t(p), t(1.0 / (1.0 - p)),
-                       self.mask.reshape(-1), out.reshape(-1))
+    def forward(self, x, p):
+        generator = _pcg64_generator(x.dtype, x.shape)
+        if generator is None or type(x) is not numpy.ndarray:
+            return super().forward(x, p)
+        from . import pcg64
+        out, self.mask = pcg64.dropout(generator, numpy.ascontiguousarray(x), p)
         return out
 
 

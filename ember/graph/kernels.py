@@ -1,10 +1,10 @@
-"""Row kernels for graph mode: the steps of attention, dropout, normalization and cross-entropy that NumPy
-does slowly, as compiled numba loops with NumPy's results to the bit.
+"""Row kernels for graph mode: the steps of attention, normalization and cross-entropy that NumPy does
+slowly, as compiled numba loops with NumPy's results to the bit (dropout's draws: :mod:`ember.graph.pcg64`).
 
 NumPy takes a maximum along a short last axis (a softmax over 64 keys) at a few elements per nanosecond,
 half the time of the whole softmax, and each further step is another pass over the array with its own
 temporaries. Here each row's maximum is found and subtracted while the row is in cache; the attention
-score gradient ``(dp * keep - rowdot) * p``, dropout's mask and product, a norm's scaling and affine,
+score gradient ``(dp * keep - rowdot) * p``, a norm's scaling and affine,
 cross-entropy's bookkeeping and its gradient ``(softmax - one_hot) * scale`` are one pass each. Every value
 is the same float operation NumPy applies (a maximum, then one rounding per ``-``, ``*``), so a jitted
 step gives eager mode's numbers exactly; sums and ``exp`` stay with NumPy, whose summation order and
@@ -27,8 +27,8 @@ import math
 
 from .fusion import available
 
-__all__ = ["available", "kernel", "shift_rows", "softmax_grad_rows", "dropout_mask", "scale_shift_rows",
-           "finish_dx_rows", "dropout_apply", "pick_targets", "cross_entropy_grad_rows"]
+__all__ = ["available", "kernel", "shift_rows", "softmax_grad_rows", "scale_shift_rows", "finish_dx_rows",
+           "pick_targets", "cross_entropy_grad_rows"]
 
 _compiled: dict = {}
 
@@ -76,12 +76,6 @@ def softmax_grad_rows(dp, p, keep, rowdot):
                 dp[r, j] = (dp[r, j] * keep[r, j] - c) * p[r, j]
 
 
-def dropout_mask(u, p, scale, mask):
-    """``mask = where(u >= p, scale, 0)`` over flat arrays (attention's dropout multiplier)."""
-    for i in range(u.shape[0]):
-        mask[i] = scale if u[i] >= p else scale * 0
-
-
 def scale_shift_rows(xhat, rstd, w, b, has_w, has_b, y):
     """Per (R, K) row: ``xhat *= rstd[r]``, then ``y = xhat * w + b`` with ``w``, ``b`` (G, K) planes (row r
     takes plane row ``r % G``; ``has_w``/``has_b`` False: that step is skipped): the end of a layer or group
@@ -111,14 +105,6 @@ def finish_dx_rows(gh, xhat, rstd, c1, c2):
         c = c2[r]
         for j in range(K):
             gh[r, j] = (gh[r, j] * s - xhat[r, j] * a) - c
-
-
-def dropout_apply(x, u, p, scale, mask, out):
-    """``mask = where(u >= p, scale, 0)`` and ``out = x * mask`` over flat arrays, in one pass."""
-    for i in range(x.shape[0]):
-        m = scale if u[i] >= p else scale * 0
-        mask[i] = m
-        out[i] = x[i] * m
 
 
 def pick_targets(logp, t, ignore_index, one, tc, valid, wt, loss):

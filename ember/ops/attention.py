@@ -102,8 +102,7 @@ class ScaledDotProductAttention(Op):
             for extra in (bias, mask):
                 if extra is not None:
                     batch = broadcast_shapes(batch, extra.shape[:-2])
-            u = rng().random(tuple(batch) + (L, S), dtype="float32" if dtype.itemsize <= 4 else "float64")
-            keep = self._keep(xp, u, dropout_p, dtype)
+            keep = self._keep(xp, tuple(batch) + (L, S), dropout_p, dtype)
         # scale the (L, E) query rather than the (L, S) scores: a smaller pass, and a contiguous operand for BLAS
         qs = q * q.dtype.type(scale)
         s = _matmul(xp, qs, _swap(k))
@@ -124,8 +123,10 @@ class ScaledDotProductAttention(Op):
             return out, (pd if keep is not None else p.copy())    # never hand out the array kept for the backward
         return out
 
-    def _keep(self, xp, u, dropout_p, dtype):
-        """The dropout multiplier from the uniform draws ``u``: ``1 / (1 - p)`` where ``u >= p``, else 0."""
+    def _keep(self, xp, shape, dropout_p, dtype):
+        """The dropout multiplier of ``shape``: ``1 / (1 - p)`` where a uniform draw (float32 for a 16/32-bit
+        ``dtype``, else float64) is ``>= p``, else 0 (graph mode's compiled variant overrides it)."""
+        u = rng().random(shape, dtype="float32" if dtype.itemsize <= 4 else "float64")
         return xp.multiply(u >= dropout_p, dtype.type(1.0 / (1.0 - dropout_p)), dtype=dtype)
 
     def _shift(self, xp, s):

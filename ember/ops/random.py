@@ -15,16 +15,13 @@ class Dropout(Op):
     """``x * mask`` with ``mask`` = 0 with probability ``p``, else ``1 / (1 - p)`` (inverted dropout).
 
     The mask is drawn from Ember's generator (``ember.manual_seed``) and kept for the backward (``g * mask``).
-    Memory: one input-sized mask.
+    Memory: one input-sized mask. (Graph mode's compiled variant makes the same numbers in one pass.)
     """
 
     random = True
 
     def forward(self, x, p):
-        return self._apply(x, rng().random(x.shape, dtype="float32" if x.dtype.itemsize <= 4 else "float64"), p)
-
-    def _apply(self, x, u, p):
-        """``x * mask`` for the uniform draws ``u`` (graph mode's compiled variant overrides it)."""
+        u = rng().random(x.shape, dtype="float32" if x.dtype.itemsize <= 4 else "float64")
         self.mask = self.xp.asarray(u >= p, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - p))
         return x * self.mask
 
