@@ -42,11 +42,12 @@ def _eager_and_jit(make, seed=0, calls=3):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", ["plain", "dropout", "dropout_compiled_draws", "causal", "bool_mask_dead_row",
-                                  "float_mask"])
+                                  "float_mask", "long_rows"])
 def test_attention_matches_eager_to_the_bit(dtype, case):
     def make():
         dt = getattr(ember, dtype)
-        length = 40 if case == "dropout_compiled_draws" else 5   # 2*3*40*40 draws: ember.graph.pcg64's
+        # 2*3*40*40 draws: ember.graph.pcg64's; 130 keys: longer rows than ember.graph.rowsums sums
+        length = {"dropout_compiled_draws": 40, "long_rows": 130}.get(case, 5)
         q, k, v = (ember.randn(2, 3, length, 4, dtype=dt, requires_grad=True) for _ in range(3))
         kw = {}
         if case.startswith("dropout"):
@@ -83,6 +84,14 @@ def test_dropout_matches_eager_to_the_bit(dtype, transposed, rows):
     kept = eager[0][0] != 0                         # and it is dropout: about a quarter dropped, the rest scaled
     assert 0.15 < 1 - kept.mean() < 0.35
     assert len({tuple(np.flatnonzero(c[0].reshape(-1) == 0)[:20]) for c in eager}) == 3   # fresh masks per call
+
+
+def test_attention_takes_numpys_sums_where_the_order_check_fails(monkeypatch):
+    """Where ember.graph.rowsums finds that NumPy adds in another order, attention keeps NumPy's sums."""
+    from ember.graph import rowsums
+    monkeypatch.setattr(rowsums, "matches_numpy", lambda: False)
+    monkeypatch.setattr(rowsums, "softmax_finish_rows", None)        # never reached
+    test_attention_matches_eager_to_the_bit("float32", "dropout_compiled_draws")
 
 
 def test_eager_and_jitted_dropout_share_one_stream():
@@ -217,17 +226,29 @@ def test_compiled_attention_keeps_p_times_keep_only_when_it_is_not_handed_out(ne
 
 def test_shift_rows_kernel_keeps_numpy_semantics_for_inf_and_nan():
     s = np.array([[1.0, 3.0, -np.inf, 2.0], [-np.inf] * 4, [0.0, np.nan, 5.0, 1.0], [np.nan, 1.0, 2.0, 3.0],
-                  [np.inf, 1.0, 0.0, -np.inf]], np.float32)
+                  [np.inf, 1.0, 0.0, -np.inf], [1.0, 2.0, 3.0, np.nan]], np.float32)
     want, got = s.copy(), s.copy()
-    dead = np.zeros(len(s), bool)
     with np.errstate(invalid="ignore"):
         want_dead = _shift_rows(np, want)
-        kernels.kernel(kernels.shift_rows)(got, got, dead, True)
+        dead = compiled_ops._shift_rows(got, got, True)
         plain, want_plain = s.copy(), s - s.max(axis=1, keepdims=True)
-        kernels.kernel(kernels.shift_rows)(s, plain, dead[:1], False)          # cross-entropy's form
+        compiled_ops._shift_rows(s, plain, False)                           # cross-entropy's form
     np.testing.assert_array_equal(plain, want_plain)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(dead, want_dead[:, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vectorised_row_max_is_numpys_maximum(dtype):
+    """The row maxima are compiled assuming no NaN: exact on rows of every length and magnitude."""
+    rng = np.random.default_rng(0)
+    for n in [1, 2, 7, 8, 15, 16, 17, 63, 64, 65, 130, 1000]:
+        x = (rng.standard_normal((50, n)) * 10.0 ** rng.uniform(-30, 30, (50, 1))).astype(dtype)
+        x[0] = -np.inf
+        x[1, n // 2] = np.inf
+        m = np.empty(50, dtype)
+        kernels.kernel(kernels.row_max)(x, m)
+        np.testing.assert_array_equal(m, x.max(axis=1))
 
 
 def test_the_pass_is_a_no_op_without_numba(monkeypatch):

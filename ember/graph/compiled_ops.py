@@ -22,7 +22,7 @@ from ..autograd.grad_mode import _state
 from ..backend import STRICT, rng
 from ..nn._cross_entropy import CrossEntropy
 from ..ops._util import _wrap
-from ..ops.attention import ScaledDotProductAttention
+from ..ops.attention import ScaledDotProductAttention, _softmax_rows
 from ..ops.normalization import Normalize, _plane
 from ..ops.random import Dropout
 from . import kernels
@@ -56,20 +56,40 @@ def _pcg64_generator(dtype, shape):
     return generator if pcg64.supported(generator) else None
 
 
+def _shift_rows(x, z, keep_dead: bool):
+    """:func:`ember.graph.kernels.shift_rows` of the (R, S) rows ``x`` into ``z``; returns the (R,) dead
+    rows (all ``-inf``, kept as they are with ``keep_dead``)."""
+    m, dead = numpy.empty(x.shape[0], x.dtype), numpy.zeros(x.shape[0], bool)
+    kernels.kernel(kernels.row_max)(x, m)
+    kernels.kernel(kernels.shift_rows)(x, z, m, dead, keep_dead)
+    return dead
+
+
 class CompiledAttention(ScaledDotProductAttention):
-    """``scaled_dot_product_attention`` whose row maximum, dropout multiplier and score gradient are row
-    kernels, and which keeps ``p * keep`` for its backward (one (..., L, S) pass less a step; eager mode
+    """``scaled_dot_product_attention`` whose softmax (row maxima, then after NumPy's ``exp`` the row sums,
+    division and dropout product in one pass: :mod:`ember.graph.rowsums`), dropout multiplier and score
+    gradient are compiled, and which keeps ``p * keep`` for its backward (one (..., L, S) pass less a step; eager mode
     recomputes it to hold less memory)."""
 
     keeps_dropped_probs = True
 
-    def _shift(self, xp, s):
-        if not (_usable(s) and s.flags.c_contiguous):
-            return super()._shift(xp, s)
-        dead = numpy.zeros(s.size // s.shape[-1], bool)
-        rows = s.reshape(-1, s.shape[-1])
-        kernels.kernel(kernels.shift_rows)(rows, rows, dead, True)
-        return dead.reshape(s.shape[:-1] + (1,)) if dead.any() else None
+    def _softmax(self, xp, s, keep):
+        if not (_usable(s, keep) and s.flags.c_contiguous and (keep is None or keep.flags.c_contiguous)):
+            return super()._softmax(xp, s, keep)
+        S = s.shape[-1]
+        rows = s.reshape(-1, S)
+        dead = _shift_rows(rows, rows, True)
+        from . import rowsums
+        if S > rowsums.MAX_ROW or not rowsums.matches_numpy():       # NumPy's sum; the rest as eager
+            p, valid = _softmax_rows(xp, s, lambda xp, s: dead.reshape(s.shape[:-1] + (1,)) if dead.any()
+                                     else None)
+            return p, (p * keep if keep is not None else p), valid
+        numpy.exp(s, out=s)
+        pd = numpy.empty_like(s) if keep is not None else s
+        any_dead = bool(dead.any())
+        rowsums.softmax_finish_rows(rows, dead if any_dead else dead[:0], rows[:0] if keep is None else
+                                    keep.reshape(-1, S), pd.reshape(-1, S))
+        return s, pd, (~dead.reshape(s.shape[:-1] + (1,)) if any_dead else None)
 
     def _keep(self, xp, shape, dropout_p, dtype):
         generator = _pcg64_generator(dtype, shape)
@@ -136,7 +156,7 @@ class CompiledCrossEntropy(CrossEntropy):
                 or not (_usable(x) and x.flags.c_contiguous and t.dtype.kind in "iu")):
             return super().forward(x, t, weight, ignore_index, label_smoothing, reduction)
         z = numpy.empty_like(x)
-        kernels.kernel(kernels.shift_rows)(x, z, numpy.zeros(1, bool), False)
+        _shift_rows(x, z, False)
         logp = z - numpy.log(numpy.exp(z).sum(axis=1, keepdims=True))
         n = t.shape[0]
         tc, valid = numpy.empty(n, t.dtype), numpy.empty(n, bool)

@@ -3,20 +3,22 @@ slowly, as compiled numba loops with NumPy's results to the bit (dropout's draws
 
 NumPy takes a maximum along a short last axis (a softmax over 64 keys) at a few elements per nanosecond,
 half the time of the whole softmax, and each further step is another pass over the array with its own
-temporaries. Here each row's maximum is found and subtracted while the row is in cache; the attention
-score gradient ``(dp * keep - rowdot) * p``, a norm's scaling and affine,
-cross-entropy's bookkeeping and its gradient ``(softmax - one_hot) * scale`` are one pass each. Every value
-is the same float operation NumPy applies (a maximum, then one rounding per ``-``, ``*``), so a jitted
-step gives eager mode's numbers exactly; sums and ``exp`` stay with NumPy, whose summation order and
-vectorised ``exp`` a loop here would not reproduce. The sources are fixed functions of this module (never
-generated), compiled on first use and cached on disk; they run in the calling thread (spreading rows over
-numba's OpenMP pool was measured and dropped: its workers spin against OpenBLAS's and oneDNN's, and a
-2-core Transformer step went from about 27 ms to about 45 ms, eager steps included).
+temporaries. Here the row maxima are one vectorised pass and their subtraction another; the attention
+score gradient ``(dp * keep - rowdot) * p``, a norm's scaling and affine, cross-entropy's bookkeeping and
+its gradient ``(softmax - one_hot) * scale`` are one pass each. Every value is the same float operation
+NumPy applies (a maximum, then one rounding per ``-``, ``*``), so a jitted step gives eager mode's numbers
+exactly; ``exp`` stays with NumPy, whose vectorised ``exp`` a loop here would not reproduce, and so do the
+sums, except where :mod:`ember.graph.rowsums` has checked that it adds in NumPy's order. The sources
+are fixed functions of this module (never generated), compiled on first use and cached on disk; they run
+in the calling thread (spreading rows over numba's OpenMP pool was measured and dropped: its workers spin
+against OpenBLAS's and oneDNN's, and a 2-core Transformer step went from about 27 ms to about 45 ms,
+eager steps included).
 
 >>> import numpy
->>> s, dead = numpy.array([[1., 3.], [-numpy.inf, -numpy.inf]]), numpy.zeros(2, bool)
+>>> s, dead, m = numpy.array([[1., 3.], [-numpy.inf, -numpy.inf]]), numpy.zeros(2, bool), numpy.empty(2)
 >>> if available:
-...     kernel(shift_rows)(s, s, dead, True)
+...     kernel(row_max)(s, m)
+...     kernel(shift_rows)(s, s, m, dead, True)
 ...     print(s, dead)
 [[ -2.   0.]
  [-inf -inf]] [False  True]
@@ -27,7 +29,7 @@ import math
 
 from .fusion import available
 
-__all__ = ["available", "kernel", "shift_rows", "softmax_grad_rows", "scale_shift_rows", "finish_dx_rows",
+__all__ = ["available", "kernel", "row_max", "shift_rows", "softmax_grad_rows", "scale_shift_rows", "finish_dx_rows",
            "pick_targets", "cross_entropy_grad_rows"]
 
 _compiled: dict = {}
@@ -38,28 +40,42 @@ def kernel(fn):
     compiled = _compiled.get(fn.__name__)
     if compiled is None:
         import numba
-        compiled = _compiled[fn.__name__] = numba.njit(nogil=True, cache=True, error_model="numpy")(fn)
+        compiled = _compiled[fn.__name__] = numba.njit(nogil=True, cache=True, error_model="numpy",
+                                                       fastmath=getattr(fn, "fastmath", False))(fn)
     return compiled
 
 
-def shift_rows(x, z, dead, keep_dead):
-    """``z = x - x.max(axis=1, keepdims=True)`` for (R, S) rows (``z`` may be ``x``: in place), with NumPy's
-    NaN-propagating maximum. With ``keep_dead``, a row of only ``-inf`` is left as it is and sets
-    ``dead[r]`` (attention's convention: such a row's softmax is zeros); without, it becomes NaN as in NumPy."""
+def row_max(x, m):
+    """``m[r] = x[r].max()`` for (R, S) rows, exact for rows without NaN (compiled assuming no NaN, so the
+    loop vectorises; :func:`shift_rows` gives a row with a NaN NumPy's NaN maximum)."""
     R, S = x.shape
     for r in range(R):
-        m = x[r, 0]
+        a = x[r, 0]
         for j in range(1, S):
             v = x[r, j]
-            if v > m or v != v:
-                m = v
-                if m != m:
-                    break
-        if keep_dead and m == -math.inf:
+            a = v if v > a else a
+        m[r] = a
+
+
+row_max.fastmath = {"nnan", "nsz"}
+
+
+def shift_rows(x, z, m, dead, keep_dead):
+    """``z = x - x.max(axis=1, keepdims=True)`` for (R, S) rows (``z`` may be ``x``: in place) from the row
+    maxima ``m`` of :func:`row_max`, with NumPy's NaN-propagating maximum. With ``keep_dead``, a row of only
+    ``-inf`` is left as it is and sets ``dead[r]`` (attention's convention: such a row's softmax is zeros);
+    without, it becomes NaN as in NumPy."""
+    R, S = x.shape
+    for r in range(R):
+        nans = 0
+        for j in range(S):
+            nans += x[r, j] != x[r, j]
+        mr = m[r] if nans == 0 else math.nan
+        if keep_dead and mr == -math.inf:
             dead[r] = True
             continue
         for j in range(S):
-            z[r, j] = x[r, j] - m
+            z[r, j] = x[r, j] - mr
 
 
 def softmax_grad_rows(dp, p, keep, rowdot):

@@ -112,9 +112,8 @@ class ScaledDotProductAttention(Op):
                     s += add
                 else:
                     s = s + add
-        p, self.valid = _softmax_rows(xp, s, self._shift)
+        p, pd, self.valid = self._softmax(xp, s, keep)
         self.p, self.keep, self.qs = p, keep, qs
-        pd = p * keep if keep is not None else p
         # kept only where it is not also handed out as the weights (which the caller may change in place)
         self.pd = pd if keep is not None and self.keeps_dropped_probs and not need_weights else None
         out = _matmul(xp, pd, v)
@@ -129,9 +128,11 @@ class ScaledDotProductAttention(Op):
         u = rng().random(shape, dtype="float32" if dtype.itemsize <= 4 else "float64")
         return xp.multiply(u >= dropout_p, dtype.type(1.0 / (1.0 - dropout_p)), dtype=dtype)
 
-    def _shift(self, xp, s):
-        """:func:`_shift_rows` (graph mode's compiled variant overrides it)."""
-        return _shift_rows(xp, s)
+    def _softmax(self, xp, s, keep):
+        """``(p, p * keep, valid)``: :func:`_softmax_rows` of the fresh scores ``s`` (in place) and the
+        probabilities with dropout (``p`` itself without); graph mode's compiled variant overrides it."""
+        p, valid = _softmax_rows(xp, s)
+        return p, (p * keep if keep is not None else p), valid
 
     def _score_grad(self, xp, dp, rowdot, keep, p):
         """``(dp * keep - rowdot) * p`` in place on ``dp`` (graph mode's compiled variant overrides it)."""
