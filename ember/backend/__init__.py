@@ -15,8 +15,10 @@ import threading
 import numpy
 
 from . import cuda as _cuda
-from . import onednn
+from . import heap, onednn
 from . import strict as _strict_mod
+
+heap.keep_freed_memory()       # freed arrays stay in the heap for the next step (see ember.backend.heap)
 
 __all__ = ["device", "array_module", "cpu", "ndarray_types", "rng", "manual_seed", "matmul", "uses_onednn", "device_of",
            "move", "to_host", "errstate", "scatter_add_at", "STRICT"]
