@@ -343,6 +343,19 @@ def test_simplify_reshapes():
     check(g, eliminate_dead_code, 1)
 
 
+def test_second_reshape_of_a_permute_reuses_the_first_copy():
+    """Attention's heads: a permuted (strided) value reshaped twice is copied once; the later reshape views it."""
+    g, (x,) = graph((2, 3, 4))
+    p = node(g, Permute, x, axes=(1, 0, 2))
+    merged = node(g, Reshape, p, shape=(3, 8))
+    rows = node(g, Reshape, p, shape=(-1, 4))
+    g.outputs = [merged, rows]
+    check(g, simplify_algebra, 3)                            # the same values (check runs the graph)
+    assert rows.producer.args[0] is merged and merged.producer.args[0] is p
+    got = g.run(np.arange(24.0).reshape(2, 3, 4))
+    assert np.shares_memory(got[0], got[1])                  # one copy of the permute, viewed twice
+
+
 # ------------------------------------------------------------------------------------------------ optimize
 def test_optimize_needs_several_passes():
     g, (x,) = graph((3,))

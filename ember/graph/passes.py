@@ -182,8 +182,9 @@ def _is_number(a, target: int) -> bool:
 _IDENTITIES = ((Mul, 0, 1), (Mul, 1, 1), (Div, 0, 1), (Add, 0, 0), (Add, 1, 0), (Sub, 0, 0))
 
 
-def _simplify(n: Node):
-    """A Value equal to ``n``'s output, or None; may rewrite ``n`` in place into a cheaper equivalent node."""
+def _simplify(n: Node, readers: dict):
+    """A Value equal to ``n``'s output, or None; may rewrite ``n`` in place into a cheaper equivalent node.
+    ``readers``: ``{value id: [nodes reading it in graph order, and None for each time it is an output]}``."""
     if len(n.outputs) != 1:
         return None
     out = n.outputs[0]
@@ -205,8 +206,12 @@ def _simplify(n: Node):
         if axes == tuple(range(len(axes))):
             return n.args[0]
     if n.op is Reshape and isinstance(x, Value):
-        if inner is not None and inner.op is Reshape:
+        if inner is not None and inner.op is Reshape and len(readers.get(x.id, ())) == 1:
             n.args[0] = inner.args[0]
+        elif inner is not None and inner.op is Permute:       # a strided x: each reshape of it copies it
+            first = next((r for r in readers.get(x.id, ()) if r is not None and r.op is Reshape), n)
+            if first is not n:                     # reshaped before: reshape that copy instead (a view of it)
+                n.args[0] = first.outputs[0]
         if n.args[0].shape == out.shape:
             return n.args[0]
     return None
@@ -214,8 +219,9 @@ def _simplify(n: Node):
 
 def simplify_algebra(g: Graph) -> Graph:
     """Apply identities that remove work: ``x*1``, ``1*x``, ``x/1``, ``x+0``, ``0+x``, ``x-0`` and ``-(-x)`` become
-    ``x``; a permute of a permute becomes one permute (none when they cancel); a reshape of a reshape becomes one
-    reshape (none when it gives back x's shape).
+    ``x``; a permute of a permute becomes one permute (none when they cancel); a reshape of a reshape read by
+    nothing else becomes one reshape (none when it gives back x's shape); a second reshape of a permute's output
+    reshapes the first one's result instead (the strided permute is then copied once, not twice).
 
     The ``1`` and ``0`` are literals or one-element constants; the identities apply only when the node's output has
     x's shape and dtype, so broadcasting and type promotion are never lost. (``x + 0`` gives ``+0.0`` where x holds
@@ -224,11 +230,15 @@ def simplify_algebra(g: Graph) -> Graph:
     one goes when dead code elimination finds it unread.
     """
     subst, removed, pinned = {}, set(), _pinned(g)
+    readers = g.users()
+    for v in g.outputs:
+        if isinstance(v, Value):
+            readers.setdefault(v.id, []).append(None)
     for n in g.nodes:
         _substitute(g, subst, n)
         if id(n) in pinned:
             continue
-        y = _simplify(n)
+        y = _simplify(n, readers)
         if y is not None:
             subst[n.outputs[0].id] = y
             removed.add(id(n))
