@@ -240,15 +240,20 @@ def test_shift_rows_kernel_keeps_numpy_semantics_for_inf_and_nan():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_vectorised_row_max_is_numpys_maximum(dtype):
-    """The row maxima are compiled assuming no NaN: exact on rows of every length and magnitude."""
+    """The row maxima are compiled assuming no NaN: exact on rows of every length and magnitude, and a row
+    with a NaN anywhere (found from the bits) is flagged."""
     rng = np.random.default_rng(0)
+    ints, magnitude, inf = compiled_ops._BITS[np.dtype(dtype)]
     for n in [1, 2, 7, 8, 15, 16, 17, 63, 64, 65, 130, 1000]:
         x = (rng.standard_normal((50, n)) * 10.0 ** rng.uniform(-30, 30, (50, 1))).astype(dtype)
         x[0] = -np.inf
         x[1, n // 2] = np.inf
-        m = np.empty(50, dtype)
-        kernels.kernel(kernels.row_max)(x, m)
-        np.testing.assert_array_equal(m, x.max(axis=1))
+        x[2, n - 1] = np.nan
+        x[3, 0] = -np.nan
+        m, nan = np.empty(50, dtype), np.empty(50, bool)
+        kernels.kernel(kernels.row_max)(x, x.view(ints), ints(magnitude), ints(inf), m, nan)
+        np.testing.assert_array_equal(nan, np.isnan(x).any(axis=1))
+        np.testing.assert_array_equal(m[~nan], x[~nan].max(axis=1))
 
 
 def test_the_pass_is_a_no_op_without_numba(monkeypatch):

@@ -56,12 +56,17 @@ def _pcg64_generator(dtype, shape):
     return generator if pcg64.supported(generator) else None
 
 
+_BITS = {numpy.dtype(numpy.float32): (numpy.int32, 0x7FFFFFFF, 0x7F800000),
+         numpy.dtype(numpy.float64): (numpy.int64, 2**63 - 1, 0x7FF0000000000000)}
+
+
 def _shift_rows(x, z, keep_dead: bool):
     """:func:`ember.graph.kernels.shift_rows` of the (R, S) rows ``x`` into ``z``; returns the (R,) dead
     rows (all ``-inf``, kept as they are with ``keep_dead``)."""
-    m, dead = numpy.empty(x.shape[0], x.dtype), numpy.zeros(x.shape[0], bool)
-    kernels.kernel(kernels.row_max)(x, m)
-    kernels.kernel(kernels.shift_rows)(x, z, m, dead, keep_dead)
+    ints, magnitude, inf = _BITS[x.dtype]
+    m, nan, dead = numpy.empty(x.shape[0], x.dtype), numpy.empty(x.shape[0], bool), numpy.zeros(x.shape[0], bool)
+    kernels.kernel(kernels.row_max)(x, x.view(ints), ints(magnitude), ints(inf), m, nan)
+    kernels.kernel(kernels.shift_rows)(x, z, m, nan, dead, keep_dead)
     return dead
 
 
