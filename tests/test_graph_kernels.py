@@ -42,15 +42,15 @@ def _eager_and_jit(make, seed=0, calls=3):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", ["plain", "dropout", "dropout_compiled_draws", "causal", "bool_mask_dead_row",
-                                  "float_mask", "long_rows"])
+                                  "float_mask", "long_rows", "long_rows_dropout"])
 def test_attention_matches_eager_to_the_bit(dtype, case):
     def make():
         dt = getattr(ember, dtype)
         # 2*3*40*40 draws: ember.graph.pcg64's; 130 keys: longer rows than ember.graph.rowsums sums
-        length = {"dropout_compiled_draws": 40, "long_rows": 130}.get(case, 5)
+        length = {"dropout_compiled_draws": 40, "long_rows": 130, "long_rows_dropout": 130}.get(case, 5)
         q, k, v = (ember.randn(2, 3, length, 4, dtype=dt, requires_grad=True) for _ in range(3))
         kw = {}
-        if case.startswith("dropout"):
+        if "dropout" in case:
             kw["dropout_p"] = 0.3
         elif case == "causal":
             kw["is_causal"] = True
@@ -92,6 +92,26 @@ def test_attention_takes_numpys_sums_where_the_order_check_fails(monkeypatch):
     monkeypatch.setattr(rowsums, "matches_numpy", lambda: False)
     monkeypatch.setattr(rowsums, "softmax_finish_rows", None)        # never reached
     test_attention_matches_eager_to_the_bit("float32", "dropout_compiled_draws")
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+def test_compiled_dropout_backward_from_its_boolean_pattern(recorded):
+    """The kept pattern gives eager's ``g * mask``, through the kernel or (a recorded backward, another
+    dtype) through the float mask made from it."""
+    x = np.random.default_rng(0).standard_normal((50, 41)).astype(np.float32)
+    g = np.random.default_rng(1).standard_normal((41, 50)).astype(np.float32).T      # non-contiguous too
+    grads = []
+    for cls in (compiled_ops.Dropout, compiled_ops.CompiledDropout):
+        ember.manual_seed(4)
+        op = cls.__new__(cls)
+        op.xp, op.attrs = np, {"p": 0.3}
+        out = op.forward(x, 0.3)
+        if cls is compiled_ops.CompiledDropout:
+            assert op.keep.dtype == bool and not hasattr(op, "mask")
+        with (ember.enable_grad() if recorded else ember.no_grad()):
+            grads.append((out, op.backward(ember.tensor(g))[0].numpy()))
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(b, a)
 
 
 def test_eager_and_jitted_dropout_share_one_stream():
@@ -200,10 +220,11 @@ def test_empty_inputs_match_eager(case):
 
 
 @pytest.mark.parametrize("need_weights", [False, True])
-def test_compiled_attention_keeps_p_times_keep_only_when_it_is_not_handed_out(need_weights):
+@pytest.mark.parametrize("length", [4, 40])                  # 2*40*40 draws: ember.graph.pcg64's, booleans kept
+def test_compiled_attention_keeps_p_times_keep_only_when_it_is_not_handed_out(need_weights, length):
     """The kept ``p * keep`` saves the backward a pass; handed out as the weights, the caller could change it,
     so then the backward recomputes it as eager does."""
-    q, k, v = (np.random.default_rng(i).standard_normal((2, 3, 4)).astype(np.float32) for i in range(3))
+    q, k, v = (np.random.default_rng(i).standard_normal((2, length, 4)).astype(np.float32) for i in range(3))
     grads = []
     for cls in (compiled_ops.ScaledDotProductAttention, compiled_ops.CompiledAttention):
         ember.manual_seed(0)
@@ -216,7 +237,7 @@ def test_compiled_attention_keeps_p_times_keep_only_when_it_is_not_handed_out(ne
                 out[1][...] = 0                      # the caller's weights: not what the backward reads
         if not need_weights:                         # what Op.apply records for a single-output op
             op.out_data, op.out_vc, op.out_version = out, [0], 0
-        g = np.ones((2, 3, 4), np.float32)
+        g = np.ones((2, length, 4), np.float32)
         op.edges = (True, True, True, None)
         grads.append(op._backward_arrays(ember.tensor(g), None, q, k, v, None))
     for a, b in zip(*grads):

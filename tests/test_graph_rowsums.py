@@ -28,21 +28,24 @@ def test_row_sums_are_numpys_to_the_bit(rowsums, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("with_keep", [False, True])
-def test_softmax_finish_matches_eager_steps(rowsums, dtype, with_keep):
+@pytest.mark.parametrize("keep_as", [None, "multiplier", "booleans"])
+def test_softmax_finish_matches_eager_steps(rowsums, dtype, keep_as):
     rng = np.random.default_rng(2)
     e = rng.random((4, 3, 37)).astype(dtype)
     e[1, 2] = 0.0                                            # a dead row: every key masked, exp(-inf) = 0
     dead = np.zeros((4, 3, 1), bool)
     dead[1, 2] = True
-    keep = np.where(rng.random(e.shape) >= 0.2, dtype(1 / 0.8), dtype(0)).astype(dtype)
+    scale = dtype(1 / 0.8)
+    pattern = rng.random(e.shape) >= 0.2
+    keep = np.multiply(pattern, scale, dtype=dtype)          # eager's multiplier
     den = np.where(dead, 1, e.sum(axis=-1, keepdims=True))   # ember.ops.attention._softmax_rows' steps
     want_p = e / den
     got, pd = e.copy(), np.empty_like(e)
     none = got.reshape(-1, 37)[:0]
-    rowsums.softmax_finish_rows(got.reshape(-1, 37), dead.reshape(-1), keep.reshape(-1, 37) if with_keep
-                                else none, pd.reshape(-1, 37) if with_keep else none)
+    given = {None: none, "multiplier": keep.reshape(-1, 37), "booleans": pattern.reshape(-1, 37)}[keep_as]
+    rowsums.softmax_finish_rows(got.reshape(-1, 37), dead.reshape(-1), given, scale,
+                                none if keep_as is None else pd.reshape(-1, 37))
     np.testing.assert_array_equal(got, want_p)
     assert not got[1, 2].any()
-    if with_keep:
+    if keep_as is not None:
         np.testing.assert_array_equal(pd, want_p * keep)

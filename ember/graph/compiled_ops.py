@@ -72,15 +72,25 @@ def _shift_rows(x, z, keep_dead: bool):
 
 class CompiledAttention(ScaledDotProductAttention):
     """``scaled_dot_product_attention`` whose softmax (row maxima, then after NumPy's ``exp`` the row sums,
-    division and dropout product in one pass: :mod:`ember.graph.rowsums`), dropout multiplier and score
-    gradient are compiled, and which keeps ``p * keep`` for its backward (one (..., L, S) pass less a step; eager mode
-    recomputes it to hold less memory)."""
+    division and dropout product in one pass: :mod:`ember.graph.rowsums`), dropout pattern and score
+    gradient are compiled, and which keeps ``p * keep`` for its backward (one (..., L, S) pass less a step;
+    eager mode recomputes it to hold less memory). Unless the weights are asked for, the dropout pattern is
+    kept as booleans, a quarter of the float multiplier's memory traffic: the kernels multiply by
+    ``1 / (1 - p)`` or 0 where eager multiplies by the mask that holds those values."""
 
     keeps_dropped_probs = True
 
+    def _keep_scale(self, dtype):
+        return dtype.type(1.0 / (1.0 - self.attrs["dropout_p"]))
+
+    def _float_keep(self, keep, dtype):
+        """The float multiplier eager mode draws, from a boolean pattern (the same values)."""
+        return keep if keep is None or keep.dtype != bool else \
+            numpy.multiply(keep, self._keep_scale(dtype), dtype=dtype)
+
     def _softmax(self, xp, s, keep):
-        if not (_usable(s, keep) and s.flags.c_contiguous and (keep is None or keep.flags.c_contiguous)):
-            return super()._softmax(xp, s, keep)
+        if not (_usable(s) and s.flags.c_contiguous and (keep is None or keep.flags.c_contiguous)):
+            return super()._softmax(xp, s, self._float_keep(keep, s.dtype))
         S = s.shape[-1]
         rows = s.reshape(-1, S)
         dead = _shift_rows(rows, rows, True)
@@ -88,12 +98,12 @@ class CompiledAttention(ScaledDotProductAttention):
         if S > rowsums.MAX_ROW or not rowsums.matches_numpy():       # NumPy's sum; the rest as eager
             p, valid = _softmax_rows(xp, s, lambda xp, s: dead.reshape(s.shape[:-1] + (1,)) if dead.any()
                                      else None)
-            return p, (p * keep if keep is not None else p), valid
+            return p, (p * self._float_keep(keep, s.dtype) if keep is not None else p), valid
         numpy.exp(s, out=s)
         pd = numpy.empty_like(s) if keep is not None else s
         any_dead = bool(dead.any())
         rowsums.softmax_finish_rows(rows, dead if any_dead else dead[:0], rows[:0] if keep is None else
-                                    keep.reshape(-1, S), pd.reshape(-1, S))
+                                    keep.reshape(-1, S), self._keep_scale(s.dtype), pd.reshape(-1, S))
         return s, pd, (~dead.reshape(s.shape[:-1] + (1,)) if any_dead else None)
 
     def _keep(self, xp, shape, dropout_p, dtype):
@@ -101,16 +111,23 @@ class CompiledAttention(ScaledDotProductAttention):
         if generator is None:
             return super()._keep(xp, shape, dropout_p, dtype)
         from . import pcg64
-        return pcg64.dropout_mask(generator, shape, dtype, dropout_p)
+        keep = pcg64.dropout_mask(generator, shape, dtype, dropout_p)
+        return self._float_keep(keep, dtype) if self.attrs["need_weights"] else keep
 
     def _score_grad(self, xp, dp, rowdot, keep, p):
-        if not (_usable(dp, p, keep, rowdot) and dp.flags.c_contiguous and dp.shape == p.shape
+        if not (_usable(dp, p, rowdot) and dp.flags.c_contiguous and dp.shape == p.shape
                 and (keep is None or keep.shape == p.shape) and rowdot.size * dp.shape[-1] == dp.size):
-            return super()._score_grad(xp, dp, rowdot, keep, p)
+            return super()._score_grad(xp, dp, rowdot, self._float_keep(keep, dp.dtype), p)
         k = dp.shape[-1]
         kernels.kernel(kernels.softmax_grad_rows)(dp.reshape(-1, k), _rows(p, k),
-                       None if keep is None else _rows(keep, k), numpy.ascontiguousarray(rowdot).reshape(-1))
+                                                  None if keep is None else _rows(keep, k),
+                                                  self._keep_scale(dp.dtype),
+                                                  numpy.ascontiguousarray(rowdot).reshape(-1))
         return dp
+
+    def _backward_graph(self, g, gw, q, k, v, mask):
+        self.keep = self._float_keep(self.keep, q.data.dtype)
+        return super()._backward_graph(g, gw, q, k, v, mask)
 
 
 class CompiledNormalize(Normalize):
@@ -139,16 +156,32 @@ class CompiledNormalize(Normalize):
 
 
 class CompiledDropout(Dropout):
-    """Dropout whose draws, mask and product are one compiled pass (:func:`ember.graph.pcg64.dropout`: the
-    same numbers from the same generator, the uniforms never stored)."""
+    """Dropout whose draws, pattern and product are one compiled pass (:func:`ember.graph.pcg64.dropout`:
+    the same numbers from the same generator, the uniforms never stored), keeping the pattern as booleans
+    for the backward (``g * where(keep, 1 / (1 - p), 0)``, eager's ``g * mask``)."""
+
+    keep = None
 
     def forward(self, x, p):
         generator = _pcg64_generator(x.dtype, x.shape)
         if generator is None or type(x) is not numpy.ndarray:
             return super().forward(x, p)
         from . import pcg64
-        out, self.mask = pcg64.dropout(generator, numpy.ascontiguousarray(x), p)
+        out, self.keep = pcg64.dropout(generator, numpy.ascontiguousarray(x), p)
+        self.scale = x.dtype.type(1.0 / (1.0 - p))
         return out
+
+    def backward(self, g):
+        if self.keep is None:
+            return super().backward(g)
+        gd = g.data
+        if _state.enabled or not (_usable(gd) and gd.dtype == self.scale.dtype and gd.shape == self.keep.shape):
+            self.mask = numpy.multiply(self.keep, self.scale, dtype=self.scale.dtype)    # eager's mask
+            return super().backward(g)
+        gd = numpy.ascontiguousarray(gd)
+        out = numpy.empty_like(gd)
+        kernels.kernel(kernels.keep_product)(gd.reshape(-1), self.keep.reshape(-1), self.scale, out.reshape(-1))
+        return (_wrap(out),)
 
 
 class CompiledCrossEntropy(CrossEntropy):

@@ -30,7 +30,8 @@ import math
 
 from .fusion import available
 
-__all__ = ["available", "kernel", "row_max", "shift_rows", "softmax_grad_rows", "scale_shift_rows", "finish_dx_rows",
+__all__ = ["available", "kernel", "row_max", "shift_rows", "softmax_grad_rows", "keep_product", "scale_shift_rows",
+           "finish_dx_rows",
            "pick_targets", "cross_entropy_grad_rows"]
 
 _compiled: dict = {}
@@ -83,10 +84,12 @@ def shift_rows(x, z, m, nan, dead, keep_dead):
             z[r, j] = x[r, j] - mr
 
 
-def softmax_grad_rows(dp, p, keep, rowdot):
-    """The attention score gradient in place: ``dp = (dp * keep - rowdot) * p`` per (R, S) row, each step
-    rounded as NumPy's (``keep``, the dropout multiplier, may be None)."""
+def softmax_grad_rows(dp, p, keep, scale, rowdot):
+    """The attention score gradient in place: ``dp = (dp * where(keep, scale, 0) - rowdot) * p`` per (R, S)
+    row, each step rounded as NumPy's (``keep``, the dropout pattern, boolean or the multiplier itself, may
+    be None)."""
     R, S = dp.shape
+    zero = scale - scale
     for r in range(R):
         c = rowdot[r]
         if keep is None:
@@ -94,7 +97,15 @@ def softmax_grad_rows(dp, p, keep, rowdot):
                 dp[r, j] = (dp[r, j] - c) * p[r, j]
         else:
             for j in range(S):
-                dp[r, j] = (dp[r, j] * keep[r, j] - c) * p[r, j]
+                dp[r, j] = (dp[r, j] * (scale if keep[r, j] else zero) - c) * p[r, j]
+
+
+def keep_product(g, keep, scale, out):
+    """``out = g * where(keep, scale, 0)`` over flat arrays: dropout's gradient from its boolean pattern, as
+    NumPy rounds ``g * mask``."""
+    zero = scale - scale
+    for i in range(g.shape[0]):
+        out[i] = g[i] * (scale if keep[i] else zero)
 
 
 def scale_shift_rows(xhat, rstd, w, b, has_w, has_b, y):

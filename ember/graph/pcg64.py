@@ -138,38 +138,38 @@ _CHUNK = 4096        # draws per chunk of the fused kernels: 16 KiB of float32, 
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _masks(x, out, mask, p, scale, single, chains, jump, step, final):
-    """Dropout's multiplier ``mask = scale where u >= p else 0`` for the draws ``u`` and, when ``x`` has
-    elements, ``out = x * mask`` (each rounded as NumPy rounds it), one chunk of draws at a time, so the
-    uniforms never reach memory."""
-    n = mask.shape[0]
-    buf = numpy.empty(min(n, _CHUNK), mask.dtype)
+def _masks(x, out, keep, p, scale, single, chains, jump, step, final):
+    """Dropout's ``keep = u >= p`` for the draws ``u`` and, when ``x`` has elements, ``out = x * where(keep,
+    scale, 0)`` (rounded as NumPy rounds ``x * mask``), one chunk of draws at a time, so the uniforms never
+    reach memory. ``x`` gives the draws' dtype even when empty."""
+    n = keep.shape[0]
+    buf = numpy.empty(min(n, _CHUNK), x.dtype)
     zero = scale - scale
     spare = numpy.uint64(0)
     for c in range(0, n, _CHUNK):
         k = min(_CHUNK, n - c)
         u = buf[:k]
         spare = _fill(u, single, chains, jump, step, final)
-        m = mask[c:c + k]
+        m = keep[c:c + k]
         for j in range(k):
-            m[j] = scale if u[j] >= p else zero
+            m[j] = u[j] >= p
         if x.shape[0]:
             xs, o = x[c:c + k], out[c:c + k]
             for j in range(k):
-                o[j] = xs[j] * m[j]
+                o[j] = xs[j] * (scale if m[j] else zero)
     return spare
 
 
 @numba.njit(nogil=True, cache=True)
-def _masks32(x, out, mask, p, scale, chains, jump, step, final):
+def _masks32(x, out, keep, p, scale, chains, jump, step, final):
     """:func:`_masks` for float32."""
-    return _masks(x, out, mask, p, scale, True, chains, jump, step, final)
+    return _masks(x, out, keep, p, scale, True, chains, jump, step, final)
 
 
 @numba.njit(nogil=True, cache=True)
-def _masks64(x, out, mask, p, scale, chains, jump, step, final):
+def _masks64(x, out, keep, p, scale, chains, jump, step, final):
     """:func:`_masks` for float64."""
-    return _masks(x, out, mask, p, scale, False, chains, jump, step, final)
+    return _masks(x, out, keep, p, scale, False, chains, jump, step, final)
 
 
 def supported(generator) -> bool:
@@ -202,36 +202,39 @@ def random(generator, shape, dtype):
     """``generator.random(shape, dtype=dtype)`` (float32 or float64) for a PCG64 ``generator``
     (:func:`supported`): the same numbers, and the generator left in the same state."""
     out = numpy.empty(shape, dtype)
-    _draw(generator, out.reshape(-1), None, None, None)
+    _draw(generator, out.reshape(-1), None, None, None, None)
     return out
 
 
 def dropout(generator, x, p: float):
-    """``(x * mask, mask)`` with ``mask = where(u >= p, 1 / (1 - p), 0)`` for ``u = generator.random(x.shape,
-    dtype=x.dtype)``: :class:`ember.ops.random.Dropout`'s numbers, the uniforms never stored. ``x``:
-    C-contiguous float32 or float64."""
-    out, mask = numpy.empty_like(x), numpy.empty_like(x)
-    _draw(generator, mask.reshape(-1), x.reshape(-1), out.reshape(-1), p)
-    return out, mask
+    """``(x * mask, keep)`` for ``keep = u >= p`` (a boolean array) and ``mask = where(keep, 1 / (1 - p), 0)``,
+    ``u = generator.random(x.shape, dtype=x.dtype)``: :class:`ember.ops.random.Dropout`'s numbers, the
+    uniforms and the float mask never stored. ``x``: C-contiguous float32 or float64."""
+    out, keep = numpy.empty_like(x), numpy.empty(x.shape, bool)
+    _draw(generator, None, keep.reshape(-1), x.reshape(-1), out.reshape(-1), p)
+    return out, keep
 
 
 def dropout_mask(generator, shape, dtype, p: float):
-    """``where(u >= p, 1 / (1 - p), 0)`` in ``dtype`` (float32 or float64) for ``u = generator.random(shape,
-    dtype=dtype)``: attention's dropout multiplier, the uniforms never stored."""
-    mask = numpy.empty(shape, dtype)
-    _draw(generator, mask.reshape(-1), None, None, p)
-    return mask
+    """``keep = u >= p`` (a boolean array) for ``u = generator.random(shape, dtype=dtype)`` (float32 or
+    float64): attention's dropout pattern, the uniforms never stored."""
+    keep = numpy.empty(shape, bool)
+    _draw(generator, None, keep.reshape(-1), numpy.empty(0, dtype), None, p)
+    return keep
 
 
-def _draw(generator, target, x, out, p) -> None:
-    """Draw ``target.size`` uniforms from ``generator`` and advance its state as NumPy would. Without ``p``,
-    the uniforms go into ``target``; with it, ``target`` gets the dropout multiplier, and ``out = x * target``
-    when ``x`` is given."""
-    t = target.dtype.type
-    single, n, masked = target.dtype == numpy.float32, target.size, p is not None
+def _draw(generator, uniforms, keep, x, out, p) -> None:
+    """Draw ``n`` uniforms (of ``uniforms``' or ``x``'s dtype) from ``generator`` and advance its state as
+    NumPy would. Without ``p``, they go into ``uniforms``; with it, ``keep = u >= p``, and ``out = x *
+    where(keep, 1 / (1 - p), 0)`` when ``x`` has elements."""
+    masked = p is not None
+    target = keep if masked else uniforms
+    dtype = x.dtype if masked else uniforms.dtype
+    t = dtype.type
+    single, n = dtype == numpy.float32, target.size
     scale = t(1.0 / (1.0 - p)) if masked else t(1.0)
-    if x is None:
-        x = out = target[:0]
+    if masked and out is None:
+        out = x
     bits = generator.bit_generator
     with bits.lock:
         st = bits.state
@@ -239,11 +242,13 @@ def _draw(generator, target, x, out, p) -> None:
         start = 0
         if single and st["has_uint32"] and n:        # NumPy hands out its buffered half first
             u = numpy.float32(st["uinteger"] >> 8) * numpy.float32(2.0 ** -24)
-            target[0] = (scale if u >= t(p) else scale - scale) if masked else u
-            if x.size:
-                out[0] = x[0] * target[0]
+            target[0] = u >= t(p) if masked else u
+            if masked and x.size:
+                out[0] = x[0] * (scale if target[0] else scale - scale)
             st["has_uint32"], start = 0, 1
-            target, x, out = target[1:], x[1:], out[1:]
+            target = target[1:]
+            if masked and x.size:
+                x, out = x[1:], out[1:]
         chains, s = [], state
         for _ in range(_CHAINS):
             s = (s * _MULT + inc) & _MASK128

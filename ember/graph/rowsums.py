@@ -12,7 +12,7 @@ crashes on loading recursive functions.) Importing this module imports numba.
 >>> import numpy
 >>> e = numpy.random.default_rng(0).random((3, 70)).astype(numpy.float32)
 >>> want = e / e.sum(axis=-1, keepdims=True)
->>> softmax_finish_rows(e, numpy.zeros(0, bool), e[:0], e[:0])
+>>> softmax_finish_rows(e, numpy.zeros(0, bool), e[:0], numpy.float32(1), e[:0])
 >>> bool((e == want).all())
 True
 """
@@ -64,12 +64,13 @@ def row_sums(x, out):
 
 
 @numba.njit(nogil=True, cache=True)
-def softmax_finish_rows(e, dead, keep, pd):
+def softmax_finish_rows(e, dead, keep, scale, pd):
     """The end of attention's softmax and dropout per (R, S) row (S at most :data:`MAX_ROW`) of exponentials
-    ``e``: ``e /= e.sum()``
-    in place (a sum of 1 where ``dead[r]``, when ``dead`` has rows) and ``pd = e * keep`` (when ``keep`` has
-    rows), each value as NumPy makes it."""
+    ``e``: ``e /= e.sum()`` in place (a sum of 1 where ``dead[r]``, when ``dead`` has rows) and, when
+    ``keep`` (the dropout pattern, boolean or the multiplier itself) has rows, ``pd = e * where(keep, scale,
+    0)``, each value as NumPy makes it."""
     S = e.shape[1]
+    zero = scale - scale
     for r in range(e.shape[0]):
         row = e[r]
         den = e.dtype.type(0) + pairwise_sum(row)
@@ -80,7 +81,7 @@ def softmax_finish_rows(e, dead, keep, pd):
         if keep.shape[0]:
             k, d = keep[r], pd[r]
             for j in range(S):
-                d[j] = row[j] * k[j]
+                d[j] = row[j] * (scale if k[j] else zero)
 
 
 @functools.lru_cache(maxsize=None)
