@@ -42,13 +42,17 @@ def _eager_and_jit(make, seed=0, calls=3):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", ["plain", "dropout", "dropout_compiled_draws", "causal", "bool_mask_dead_row",
-                                  "float_mask", "long_rows", "long_rows_dropout"])
+                                  "float_mask", "long_rows", "long_rows_dropout", "dropout_values_broadcast"])
 def test_attention_matches_eager_to_the_bit(dtype, case):
     def make():
         dt = getattr(ember, dtype)
         # 2*3*40*40 draws: ember.graph.pcg64's; 130 keys: longer rows than ember.graph.rowsums sums
         length = {"dropout_compiled_draws": 40, "long_rows": 130, "long_rows_dropout": 130}.get(case, 5)
         q, k, v = (ember.randn(2, 3, length, 4, dtype=dt, requires_grad=True) for _ in range(3))
+        if case == "dropout_values_broadcast":          # v's batch is wider than the scores': so is keep
+            length = 40
+            q, k = (ember.randn(1, 3, length, 4, dtype=dt, requires_grad=True) for _ in range(2))
+            v = ember.randn(2, 3, length, 4, dtype=dt, requires_grad=True)
         kw = {}
         if "dropout" in case:
             kw["dropout_p"] = 0.3

@@ -89,7 +89,8 @@ class CompiledAttention(ScaledDotProductAttention):
             numpy.multiply(keep, self._keep_scale(dtype), dtype=dtype)
 
     def _softmax(self, xp, s, keep):
-        if not (_usable(s) and s.flags.c_contiguous and (keep is None or keep.flags.c_contiguous)):
+        if not (_usable(s) and s.flags.c_contiguous and (keep is None or keep.flags.c_contiguous
+                                                           and keep.shape == s.shape)):   # not broadcast by v
             return super()._softmax(xp, s, self._float_keep(keep, s.dtype))
         S = s.shape[-1]
         rows = s.reshape(-1, S)
