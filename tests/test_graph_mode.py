@@ -366,7 +366,8 @@ def test_run_eagerly_overrides_jit():
     assert not model._jit_steps
 
 
-def test_jitted_transformer_step_with_dropout_matches_eager(monkeypatch):
+@pytest.mark.parametrize("length", [5, 24])      # 24: every draw (4*24*16 and up) by graph.pcg64
+def test_jitted_transformer_step_with_dropout_matches_eager(monkeypatch, length):
     """Dropout and attention draw inside their ops, in eager's order: the jitted step draws the same masks."""
     from ember.optim import _fused
     monkeypatch.setattr(_fused, "available", False)
@@ -377,7 +378,7 @@ def test_jitted_transformer_step_with_dropout_matches_eager(monkeypatch):
         head = nn.Linear(16, 4)
         params = list(enc.parameters()) + list(head.parameters())
         opt = ember.optim.Adam(params, lr=1e-3)
-        x, y = ember.randn(3, 5, 16), ember.tensor([0, 1, 3])
+        x, y = ember.randn(4, length, 16), ember.tensor([0, 1, 3, 2])
 
         def step():
             opt.zero_grad()
