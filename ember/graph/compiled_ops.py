@@ -56,6 +56,12 @@ def _pcg64_generator(dtype, shape):
     return generator if pcg64.supported(generator) else None
 
 
+def _mask_of(keep, scale):
+    """The float multiplier eager mode's dropout makes (``1 / (1 - p)`` where kept, else 0), from the boolean
+    pattern ``keep`` and ``scale`` (``1 / (1 - p)`` in the mask's dtype): the same values."""
+    return numpy.multiply(keep, scale, dtype=scale.dtype)
+
+
 _BITS = {numpy.dtype(numpy.float32): (numpy.int32, 0x7FFFFFFF, 0x7F800000),
          numpy.dtype(numpy.float64): (numpy.int64, 2**63 - 1, 0x7FF0000000000000)}
 
@@ -85,8 +91,7 @@ class CompiledAttention(ScaledDotProductAttention):
 
     def _float_keep(self, keep, dtype):
         """The float multiplier eager mode draws, from a boolean pattern (the same values)."""
-        return keep if keep is None or keep.dtype != bool else \
-            numpy.multiply(keep, self._keep_scale(dtype), dtype=dtype)
+        return keep if keep is None or keep.dtype != bool else _mask_of(keep, self._keep_scale(dtype))
 
     def _softmax(self, xp, s, keep):
         if not (_usable(s) and s.flags.c_contiguous and (keep is None or keep.flags.c_contiguous
@@ -177,7 +182,7 @@ class CompiledDropout(Dropout):
             return super().backward(g)
         gd = g.data
         if _state.enabled or not (_usable(gd) and gd.dtype == self.scale.dtype and gd.shape == self.keep.shape):
-            self.mask = numpy.multiply(self.keep, self.scale, dtype=self.scale.dtype)    # eager's mask
+            self.mask = _mask_of(self.keep, self.scale)
             return super().backward(g)
         gd = numpy.ascontiguousarray(gd)
         out = numpy.empty_like(gd)

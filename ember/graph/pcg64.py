@@ -62,12 +62,18 @@ def _output(lo, hi):
 
 
 @numba.njit(nogil=True, cache=True)
+def _low_float(v):
+    """NumPy's float32 from the low 32 bits ``u`` of the word ``v``: ``(u >> 8) * 2**-24`` (exact)."""
+    return numpy.float32((v & numpy.uint64(0xFFFFFFFF)) >> numpy.uint64(8)) * numpy.float32(2.0 ** -24)
+
+
+@numba.njit(nogil=True, cache=True)
 def _emit(out, i, v, single):
     """Output word ``v``'s draws into ``out`` at flat index ``i``, as NumPy makes them: two float32 (the low
-    half first, ``(u >> 8) * 2**-24``) or one float64 (``(u >> 11) * 2**-53``); the products are exact."""
+    half first, :func:`_low_float`) or one float64 (``(u >> 11) * 2**-53``); the products are exact."""
     if single:
-        out[i] = numpy.float32((v & numpy.uint64(0xFFFFFFFF)) >> numpy.uint64(8)) * numpy.float32(2.0 ** -24)
-        out[i + 1] = numpy.float32(v >> numpy.uint64(40)) * numpy.float32(2.0 ** -24)
+        out[i] = _low_float(v)
+        out[i + 1] = _low_float(v >> numpy.uint64(32))
     else:
         out[i] = numpy.float64(v >> numpy.uint64(11)) * 2.0 ** -53
 
@@ -114,7 +120,7 @@ def _fill(out, single, chains, jump, step, final):
     if i < out.shape[0]:
         last_lo, last_hi = _lcg(last_lo, last_hi, step[0], step[1], step[2], step[3])
         v = _output(last_lo, last_hi)
-        out[i] = numpy.float32((v & numpy.uint64(0xFFFFFFFF)) >> numpy.uint64(8)) * numpy.float32(2.0 ** -24)
+        out[i] = _low_float(v)
         spare = v >> numpy.uint64(32)
     final[0], final[1] = last_lo, last_hi
     chains[0, 0], chains[0, 1], chains[1, 0], chains[1, 1] = a0, b0, a1, b1
@@ -241,7 +247,7 @@ def _draw(generator, uniforms, keep, x, out, p) -> None:
         state, inc = st["state"]["state"], st["state"]["inc"]
         start = 0
         if single and st["has_uint32"] and n:        # NumPy hands out its buffered half first
-            u = numpy.float32(st["uinteger"] >> 8) * numpy.float32(2.0 ** -24)
+            u = _low_float(numpy.uint64(st["uinteger"]))
             target[0] = u >= t(p) if masked else u
             if masked and x.size:
                 out[0] = x[0] * (scale if target[0] else scale - scale)
